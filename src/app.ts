@@ -1,0 +1,64 @@
+import { randomUUID } from "node:crypto";
+import cors from "cors";
+import express, { type Express, type RequestHandler } from "express";
+import helmet from "helmet";
+import { pinoHttp } from "pino-http";
+import swaggerUi from "swagger-ui-express";
+import type { Config } from "./config";
+import { Api } from "./http/api";
+import { createErrorHandler, notFoundHandler } from "./http/error-handler";
+import { createRegistry, generateDocument } from "./http/openapi";
+import type { Logger } from "./logger";
+import type { Authenticator } from "./http/auth-context";
+
+/** Registers one module's routes on the shared Api. */
+export type RouteModule = (api: Api) => void;
+
+export interface AppOptions {
+  config: Config;
+  log: Logger;
+  authenticator: Authenticator;
+  modules: RouteModule[];
+  version: string;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** The Express app: cross-cutting middleware, module routers, OpenAPI, one error handler. */
+export function createApp({ config, log, authenticator, modules, version }: AppOptions): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", config.trustProxy);
+
+  app.use(
+    pinoHttp({
+      logger: log,
+      genReqId: (req, res) => {
+        const incoming = req.headers["x-request-id"];
+        const id = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader("X-Request-Id", id);
+        return id;
+      },
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
+    }),
+  );
+  app.use(helmet());
+  app.use(cors({ origin: config.corsOrigins ?? true, exposedHeaders: ["Location", "Retry-After", "X-Request-Id", "Content-Range", "Accept-Ranges", "ETag"] }));
+  app.use(express.json({ limit: config.maxBodyBytes, strict: false }));
+
+  const registry = createRegistry();
+  const api = new Api(registry, authenticator);
+  for (const register of modules) register(api);
+  app.use(api.router);
+
+  const document = generateDocument(registry, version);
+  app.get("/openapi.json", (_req, res) => {
+    res.json(document);
+  });
+  const docs: RequestHandler[] = swaggerUi.serveFiles(document);
+  app.use("/docs", docs, swaggerUi.setup(document, { customSiteTitle: "Convene API" }));
+
+  app.use(notFoundHandler);
+  app.use(createErrorHandler(log));
+  return app;
+}

@@ -1,0 +1,195 @@
+import fs from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+/**
+ * The only reader of process.env and ormconfig.json. Every setting is validated here,
+ * at start, so a bad value stops the server with a message that names it.
+ */
+
+const booleanish = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const positiveInt = z.coerce.number().int().positive();
+
+/** ormconfig.json: the database settings (TypeORM's own names where they exist). */
+const OrmConfigSchema = z.strictObject({
+  $comment: z.string().optional(),
+  type: z.literal("postgres").default("postgres"),
+  url: z.string().nullable().default(null),
+  poolSize: positiveInt.max(500).default(10),
+  logging: z.boolean().default(false),
+  connectTimeoutMS: positiveInt.default(5000),
+  pglite: z
+    .strictObject({ dataDir: z.string().min(1).default("./data/db") })
+    .default({ dataDir: "./data/db" }),
+});
+
+const EnvSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(9000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PUBLIC_URL: z.url().optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  DATABASE_POOL_SIZE: positiveInt.max(500).optional(),
+  DATABASE_LOGGING: booleanish.optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  PGLITE_DATA_DIR: z.string().min(1).optional(),
+  UPLOADS_DIR: z.string().min(1).default("./uploads"),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .optional(),
+  REDIS_PREFIX: z.string().min(1).max(100).default("convene:"),
+  PROCESSES: positiveInt.max(64).default(1),
+  TRUST_PROXY: z.union([booleanish, z.coerce.number().int().min(0).max(10)]).default(false),
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  JWT_TTL_SECONDS: positiveInt.default(86_400),
+  BCRYPT_ROUNDS: z.coerce.number().int().min(4).max(15).default(10),
+  BASIC_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  ADMIN_USERNAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{3,32}$/, "must be 3-32 of A-Z a-z 0-9 _ . -")
+    .default("admin"),
+  ADMIN_PASSWORD: z.string().min(1).max(128).default("admin"),
+  RATE_LIMIT_AUTH_PER_MINUTE: z.coerce.number().int().min(0).default(20),
+  MAX_UPLOAD_BYTES: positiveInt.default(2 * 1024 ** 3),
+  MAX_BODY_BYTES: positiveInt.default(100 * 1024),
+  CORS_ORIGINS: z.string().optional(),
+  LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info"),
+  SSE_HEARTBEAT_SECONDS: positiveInt.max(3600).default(15),
+  CLIENT_BUFFER_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  SHUTDOWN_GRACE_SECONDS: positiveInt.max(600).default(10),
+});
+
+export type DatabaseConfig =
+  | { kind: "postgres"; url: string; poolSize: number; logging: boolean; connectTimeoutMS: number }
+  | { kind: "pglite"; dataDir: string; logging: boolean; connectTimeoutMS: number };
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Base for absolute URLs (Location headers); derived from the request when unset. */
+  publicUrl: string | null;
+  database: DatabaseConfig;
+  dataDir: string;
+  uploadsDir: string;
+  redisUrl: string | null;
+  /** Prefix of the bus' Redis channels, so several deployments (or test runs) can share one Redis. */
+  redisPrefix: string;
+  /** Express' "trust proxy": true, false or the number of proxy hops in front of the server. */
+  trustProxy: boolean | number;
+  processes: number;
+  /** null: generated on first start and kept in the data directory. */
+  jwtSecret: string | null;
+  jwtTtlSeconds: number;
+  bcryptRounds: number;
+  basicAuthCacheSeconds: number;
+  admin: { username: string; password: string };
+  rateLimitAuthPerMinute: number;
+  maxUploadBytes: number;
+  maxBodyBytes: number;
+  /** null: any origin. */
+  corsOrigins: string[] | null;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  sseHeartbeatSeconds: number;
+  clientBufferLimitBytes: number;
+  shutdownGraceSeconds: number;
+}
+
+export const DEFAULT_ADMIN_PASSWORD = "admin";
+
+export class ConfigError extends Error {
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+function describeIssues(source: string, error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const name = issue.path.join(".") || "(root)";
+    return `${source} ${name}: ${issue.message}`;
+  });
+}
+
+function readOrmConfig(file: string): z.infer<typeof OrmConfigSchema> {
+  if (!fs.existsSync(file)) return OrmConfigSchema.parse({});
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ConfigError([`${file}: not valid JSON (${(error as Error).message})`]);
+  }
+  const parsed = OrmConfigSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(describeIssues(path.basename(file), parsed.error));
+  return parsed.data;
+}
+
+/**
+ * Builds the configuration from ormconfig.json, overridden by environment variables.
+ * Empty environment values count as unset, so `FOO= npm start` means the default.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  ormConfigFile = path.resolve(env.ORMCONFIG ?? "ormconfig.json"),
+): Config {
+  const orm = readOrmConfig(ormConfigFile);
+  const cleanEnv = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = EnvSchema.safeParse(cleanEnv);
+  if (!parsed.success) throw new ConfigError(describeIssues("environment variable", parsed.error));
+  const e = parsed.data;
+
+  const logging = e.DATABASE_LOGGING ?? orm.logging;
+  const url = e.DATABASE_URL ?? orm.url;
+  const dataDir = path.resolve(e.DATA_DIR);
+  const database: DatabaseConfig = url
+    ? { kind: "postgres", url, poolSize: e.DATABASE_POOL_SIZE ?? orm.poolSize, logging, connectTimeoutMS: orm.connectTimeoutMS }
+    : {
+        kind: "pglite",
+        dataDir: path.resolve(e.PGLITE_DATA_DIR ?? orm.pglite.dataDir),
+        logging,
+        connectTimeoutMS: orm.connectTimeoutMS,
+      };
+
+  const problems: string[] = [];
+  if (e.PROCESSES > 1 && database.kind === "pglite")
+    problems.push("PROCESSES > 1 needs DATABASE_URL: the embedded database serves one process");
+  if (e.PROCESSES > 1 && !e.REDIS_URL)
+    problems.push("PROCESSES > 1 needs REDIS_URL: processes share events through Redis");
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, "") ?? null,
+    database,
+    dataDir,
+    uploadsDir: path.resolve(e.UPLOADS_DIR),
+    redisUrl: e.REDIS_URL ?? null,
+    redisPrefix: e.REDIS_PREFIX,
+    trustProxy: e.TRUST_PROXY,
+    processes: e.PROCESSES,
+    jwtSecret: e.JWT_SECRET ?? null,
+    jwtTtlSeconds: e.JWT_TTL_SECONDS,
+    bcryptRounds: e.BCRYPT_ROUNDS,
+    basicAuthCacheSeconds: e.BASIC_AUTH_CACHE_SECONDS,
+    admin: { username: e.ADMIN_USERNAME, password: e.ADMIN_PASSWORD },
+    rateLimitAuthPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE,
+    maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    corsOrigins: e.CORS_ORIGINS
+      ? e.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean)
+      : null,
+    logLevel: e.LOG_LEVEL,
+    sseHeartbeatSeconds: e.SSE_HEARTBEAT_SECONDS,
+    clientBufferLimitBytes: e.CLIENT_BUFFER_LIMIT_BYTES,
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+  };
+}

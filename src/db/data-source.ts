@@ -1,0 +1,69 @@
+import "reflect-metadata";
+import fs from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import { createPgConfig } from "@electric-sql/pglite/node-postgres";
+import { DataSource, type DataSourceOptions } from "typeorm";
+import type { DatabaseConfig } from "../config";
+import { entities } from "./entities";
+import { migrations } from "./migrations";
+
+export interface Database {
+  dataSource: DataSource;
+  /** Closes the DataSource and, for the embedded database, the PGlite instance. */
+  close(): Promise<void>;
+}
+
+const common = { type: "postgres" as const, entities, migrations, migrationsRun: false, synchronize: false };
+
+/**
+ * Opens the database the configuration names and applies pending migrations.
+ * PGlite goes through its own node-postgres adapter with a pool of one connection, so
+ * TypeORM's `postgres` driver and the same migrations serve both databases.
+ */
+export async function openDatabase(config: DatabaseConfig): Promise<Database> {
+  let options: DataSourceOptions;
+  let pglite: PGlite | null = null;
+  if (config.kind === "postgres") {
+    options = {
+      ...common,
+      url: config.url,
+      poolSize: config.poolSize,
+      logging: config.logging,
+      connectTimeoutMS: config.connectTimeoutMS,
+      extra: { idleTimeoutMillis: 30_000 },
+    };
+  } else {
+    if (!config.dataDir.startsWith("memory://")) fs.mkdirSync(config.dataDir, { recursive: true });
+    pglite = await PGlite.create(config.dataDir);
+    options = {
+      ...common,
+      poolSize: 1,
+      logging: config.logging,
+      connectTimeoutMS: config.connectTimeoutMS,
+      extra: { ...createPgConfig(pglite), max: 1 },
+    };
+  }
+  const dataSource = new DataSource(options);
+  try {
+    await dataSource.initialize();
+    await dataSource.runMigrations({ transaction: "each" });
+  } catch (error) {
+    if (dataSource.isInitialized) await dataSource.destroy();
+    await pglite?.close();
+    throw error;
+  }
+  return {
+    dataSource,
+    async close() {
+      if (dataSource.isInitialized) await dataSource.destroy();
+      if (pglite && !pglite.closed) await pglite.close();
+    },
+  };
+}
+
+/** True when the error is Postgres' unique violation (23505). */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { driverError?: { code?: string }; code?: string })?.driverError?.code
+    ?? (error as { code?: string })?.code;
+  return code === "23505";
+}

@@ -1,0 +1,4 @@
+import { Accounts1763700000000 } from "./1763700000000-accounts";
+
+/** The one ordered set of migrations, applied at start on PGlite and Postgres alike. */
+export const migrations = [Accounts1763700000000];

@@ -1,0 +1,146 @@
+import type { OpenAPIRegistry, ResponseConfig } from "@asteasolutions/zod-to-openapi";
+import { Router, type Request, type RequestHandler, type Response } from "express";
+import type { ZodObject, ZodType, z } from "zod";
+import type { AuthContext, Authenticator } from "./auth-context";
+import { HttpError, type FieldProblem } from "./errors";
+import { ProblemSchema } from "./schemas";
+
+type Method = "get" | "post" | "put" | "patch" | "delete";
+type AuthMode = "none" | "required";
+
+/** A response: a schema for JSON bodies, a string for a problem+json answer, or a full config. */
+type ResponseSpec = { description: string; schema?: ZodType; contentType?: string } | string;
+
+export interface EndpointSpec<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> {
+  method: Method;
+  /** Express-style path: `/users/:username`. */
+  path: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  auth: A;
+  /** SSE routes take the token as `?access_token=` too. */
+  queryToken?: boolean;
+  params?: P;
+  query?: Q;
+  body?: B;
+  responses: Record<number, ResponseSpec>;
+  /** Middleware that runs before authentication (rate limiters). */
+  before?: RequestHandler[];
+}
+
+export interface HandlerInput<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> {
+  params: z.output<P>;
+  query: z.output<Q>;
+  body: z.output<B>;
+  auth: A extends "required" ? AuthContext : null;
+  req: Request;
+  res: Response;
+}
+
+export type Handler<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> = (
+  input: HandlerInput<P, Q, B, A>,
+) => Promise<void> | void;
+
+const WWW_AUTHENTICATE = 'Bearer realm="convene", Basic realm="convene", charset="UTF-8"';
+
+export function unauthorized(detail: string): HttpError {
+  return new HttpError(401, detail, { headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
+}
+
+function fieldProblems(location: string, error: z.ZodError): FieldProblem[] {
+  return error.issues.map((issue) => ({
+    field: [location, ...issue.path.map(String)].join("."),
+    message: issue.message,
+  }));
+}
+
+function hasBody(req: Request): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/** Express `:name` → OpenAPI `{name}`. */
+const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
+
+/**
+ * A module's REST face: every route is declared once, with its zod schemas, and is both
+ * mounted on the Express router and registered in the OpenAPI document. Handlers get
+ * validated input only, so each reads parse → call a service → present.
+ */
+export class Api {
+  readonly router = Router();
+
+  constructor(
+    private readonly registry: OpenAPIRegistry,
+    private readonly authenticator: Authenticator,
+  ) {}
+
+  route<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode>(
+    spec: EndpointSpec<P, Q, B, A>,
+    handler: Handler<P, Q, B, A>,
+  ): void {
+    this.register(spec);
+    const run: RequestHandler = async (req, res) => {
+      const auth = spec.auth === "required" ? await this.authenticate(req, spec.queryToken ?? false) : null;
+      const params = this.parse(spec.params, req.params, "path");
+      const query = this.parse(spec.query, req.query, "query");
+      let body: unknown;
+      if (spec.body) {
+        if (hasBody(req) && !req.is("application/json"))
+          throw new HttpError(415, "The request body must be application/json.");
+        body = this.parse(spec.body, req.body ?? {}, "body");
+      }
+      await handler({ params, query, body, auth, req, res } as HandlerInput<P, Q, B, A>);
+    };
+    this.router[spec.method](spec.path, ...(spec.before ?? []), run);
+  }
+
+  private async authenticate(req: Request, queryToken: boolean): Promise<AuthContext> {
+    const accessToken = queryToken && typeof req.query.access_token === "string" ? req.query.access_token : undefined;
+    const auth = await this.authenticator.authenticate({ authorization: req.headers.authorization, accessToken });
+    req.log?.setBindings?.({ user: auth.user.username });
+    return auth;
+  }
+
+  private parse(schema: ZodType | undefined, value: unknown, location: "path" | "query" | "body"): any {
+    if (!schema) return {};
+    const result = schema.safeParse(value);
+    if (result.success) return result.data;
+    // A malformed id names nothing: a path that fails validation is simply not found.
+    if (location === "path") throw new HttpError(404, "No resource has that identifier.", { errors: fieldProblems(location, result.error) });
+    throw new HttpError(400, `The request ${location} is invalid.`, { errors: fieldProblems(location, result.error) });
+  }
+
+  private register(spec: EndpointSpec<ZodObject, ZodObject, ZodType, AuthMode>): void {
+    const responses: Record<string, ResponseConfig> = {};
+    for (const [status, response] of Object.entries(spec.responses)) {
+      if (typeof response === "string") {
+        responses[status] = { description: response, content: { "application/problem+json": { schema: ProblemSchema } } };
+      } else {
+        responses[status] = {
+          description: response.description,
+          ...(response.schema ? { content: { [response.contentType ?? "application/json"]: { schema: response.schema } } } : {}),
+        };
+      }
+    }
+    if (spec.auth === "required" && !responses[401])
+      responses[401] = { description: "Not authenticated", content: { "application/problem+json": { schema: ProblemSchema } } };
+    if (spec.body && !responses[400])
+      responses[400] = { description: "Malformed JSON or invalid fields", content: { "application/problem+json": { schema: ProblemSchema } } };
+    this.registry.registerPath({
+      method: spec.method,
+      path: toOpenApiPath(spec.path),
+      summary: spec.summary,
+      description: spec.description,
+      tags: spec.tags,
+      security: spec.auth === "required" ? [{ bearerAuth: [] }, { basicAuth: [] }] : [],
+      request: {
+        params: spec.params,
+        query: spec.query,
+        ...(spec.body ? { body: { required: true, content: { "application/json": { schema: spec.body } } } } : {}),
+      },
+      responses,
+    });
+  }
+}

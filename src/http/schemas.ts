@@ -1,0 +1,23 @@
+import { z } from "./zod";
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem", { description: "RFC 9457 problem details" });
+
+export const LimitSchema = z.coerce.number().int().min(1).max(200).default(50);
+
+/** `?limit=&cursor=` for every paginated list. */
+export const PageQuerySchema = z.object({
+  limit: LimitSchema,
+  cursor: z.string().max(500).optional(),
+});
+
+export function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+}

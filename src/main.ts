@@ -1,0 +1,54 @@
+import { ConfigError, loadConfig, type Config } from "./config";
+import { openDatabase } from "./db/data-source";
+import { createLogger, type Logger } from "./logger";
+import { createBus } from "./realtime/bus";
+import { createServer } from "./server";
+
+/** Composition root: config → database → bus → server.listen, and a graceful stop. */
+async function run(config: Config, log: Logger): Promise<void> {
+  log.info({ database: config.database.kind, bus: config.redisUrl ? "redis" : "local" }, "starting");
+  const database = await openDatabase(config.database);
+  const bus = await createBus(config.redisUrl, log, config.redisPrefix);
+  const server = await createServer({ config, dataSource: database.dataSource, bus, log });
+  const address = await server.listen();
+  log.info({ port: address.port, host: address.address }, "listening");
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    try {
+      await server.close();
+      await bus.close();
+      await database.close();
+      log.info("stopped");
+      process.exit(0);
+    } catch (error) {
+      log.error({ err: error }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+function main(): void {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  run(config, log).catch((error: unknown) => {
+    log.fatal({ err: error }, "failed to start");
+    process.exit(1);
+  });
+}
+
+main();

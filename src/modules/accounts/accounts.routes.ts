@@ -1,0 +1,112 @@
+import type { RequestHandler } from "express";
+import { Api } from "../../http/api";
+import { PageQuerySchema } from "../../http/schemas";
+import { presentOwnUser } from "./accounts.presenters";
+import {
+  AuthResultSchema,
+  LoginBody,
+  PrivateUserSchema,
+  PublicUserSchema,
+  RegisterBody,
+  UpdateUserBody,
+  UserPageSchema,
+  UsernameParams,
+} from "./accounts.schemas";
+import type { AccountsService } from "./accounts.service";
+
+const tags = ["Accounts"];
+
+export function registerAccountsRoutes(api: Api, accounts: AccountsService, credentialLimiter: RequestHandler): void {
+  api.route(
+    {
+      method: "post", path: "/auth/register", summary: "Create an account and sign in", tags, auth: "none",
+      body: RegisterBody, before: [credentialLimiter],
+      responses: { 201: { description: "The new user and a bearer token", schema: AuthResultSchema }, 409: "The username is taken", 429: "Too many attempts" },
+    },
+    async ({ body, res }) => {
+      res.status(201).json(await accounts.register(body));
+    },
+  );
+
+  api.route(
+    {
+      method: "post", path: "/auth/login", summary: "Sign in", tags, auth: "none",
+      body: LoginBody, before: [credentialLimiter],
+      responses: { 200: { description: "The user and a bearer token", schema: AuthResultSchema }, 401: "Wrong username or password", 429: "Too many attempts" },
+    },
+    async ({ body, res }) => {
+      res.json(await accounts.login(body));
+    },
+  );
+
+  api.route(
+    {
+      method: "post", path: "/auth/logout", summary: "End the session of the bearer token used", tags, auth: "required",
+      responses: { 204: { description: "Signed out; the token no longer works anywhere" } },
+    },
+    async ({ auth, res }) => {
+      await accounts.logout(auth);
+      res.status(204).end();
+    },
+  );
+
+  api.route(
+    {
+      method: "get", path: "/users", summary: "List users", tags, auth: "none", query: PageQuerySchema,
+      responses: { 200: { description: "A page of users, by username", schema: UserPageSchema }, 400: "Invalid limit or cursor" },
+    },
+    async ({ query, res }) => {
+      res.json(await accounts.listUsers(query.limit, query.cursor));
+    },
+  );
+
+  api.route(
+    {
+      method: "get", path: "/users/me", summary: "The caller, with private fields", tags, auth: "required",
+      responses: { 200: { description: "The caller", schema: PrivateUserSchema } },
+    },
+    ({ auth, res }) => {
+      res.json(presentOwnUser(auth.user));
+    },
+  );
+
+  api.route(
+    {
+      method: "get", path: "/users/:username", summary: "A user's public profile", tags, auth: "none", params: UsernameParams,
+      responses: { 200: { description: "The user", schema: PublicUserSchema }, 404: "No such user" },
+    },
+    async ({ params, res }) => {
+      res.json(await accounts.getUser(params.username));
+    },
+  );
+
+  api.route(
+    {
+      method: "patch", path: "/users/:username", summary: "Change your password or mobile token", tags, auth: "required",
+      description: "A password change needs current_password and ends all your other sessions; `mobile_token: null` clears it.",
+      params: UsernameParams, body: UpdateUserBody,
+      responses: {
+        200: { description: "The updated user", schema: PrivateUserSchema },
+        400: "Invalid fields, or current_password missing",
+        403: "Not this user, or current_password wrong",
+        404: "No such user",
+      },
+    },
+    async ({ auth, params, body, res }) => {
+      res.json(await accounts.updateUser(auth, params.username, body));
+    },
+  );
+
+  api.route(
+    {
+      method: "delete", path: "/users/:username", summary: "Delete your account", tags, auth: "required",
+      description: "Ends all sessions and removes everything the user owns.",
+      params: UsernameParams,
+      responses: { 204: { description: "Deleted" }, 403: "Not this user", 404: "No such user", 409: "The last admin cannot be deleted" },
+    },
+    async ({ auth, params, res }) => {
+      await accounts.deleteUser(auth, params.username);
+      res.status(204).end();
+    },
+  );
+}

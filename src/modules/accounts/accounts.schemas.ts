@@ -1,0 +1,49 @@
+import { pageOf } from "../../http/schemas";
+import { z } from "../../http/zod";
+
+export const UsernameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{3,32}$/, "3-32 characters of A-Z a-z 0-9 _ . -")
+  .openapi({ example: "alice" });
+
+export const NewPasswordSchema = z.string().min(8, "at least 8 characters").max(128, "at most 128 characters");
+/** Login accepts any stored password, including a short configured admin password. */
+const AnyPasswordSchema = z.string().min(1).max(128);
+const MobileTokenSchema = z.string().min(1).max(512);
+
+export const RegisterBody = z
+  .strictObject({ username: UsernameSchema, password: NewPasswordSchema, mobile_token: MobileTokenSchema.optional() })
+  .openapi("RegisterRequest");
+
+export const LoginBody = z
+  .strictObject({ username: z.string().min(1).max(64), password: AnyPasswordSchema })
+  .openapi("LoginRequest");
+
+export const UpdateUserBody = z
+  .strictObject({
+    password: NewPasswordSchema.optional(),
+    current_password: AnyPasswordSchema.optional(),
+    mobile_token: MobileTokenSchema.nullable().optional(),
+  })
+  .openapi("UpdateUserRequest");
+
+export const UsernameParams = z.object({ username: UsernameSchema });
+
+export const PublicUserSchema = z
+  .object({ username: z.string(), created_at: z.iso.datetime() })
+  .openapi("User");
+
+export const PrivateUserSchema = PublicUserSchema.extend({
+  mobile_token: z.string().nullable(),
+  user_type: z.enum(["admin", "user"]),
+}).openapi("PrivateUser");
+
+export const AuthResultSchema = z
+  .object({ user: PrivateUserSchema, token: z.string() })
+  .openapi("AuthResult");
+
+export const UserPageSchema = pageOf(PublicUserSchema).openapi("UserPage");
+
+export type RegisterInput = z.output<typeof RegisterBody>;
+export type LoginInput = z.output<typeof LoginBody>;
+export type UpdateUserInput = z.output<typeof UpdateUserBody>;

@@ -1,0 +1,189 @@
+import { randomUUID } from "node:crypto";
+import type { DataSource, EntityManager } from "typeorm";
+import { isUniqueViolation } from "../../db/data-source";
+import { unauthorized } from "../../http/api";
+import type { AuthContext } from "../../http/auth-context";
+import { badRequest, conflict, forbidden, notFound } from "../../http/errors";
+import { decodeCursor, toPage, type Page } from "../../http/pagination";
+import type { Logger } from "../../logger";
+import { presentOwnUser, presentUser, type PrivateUser, type PublicUser } from "./accounts.presenters";
+import type { LoginInput, RegisterInput, UpdateUserInput } from "./accounts.schemas";
+import type { AccountsEvent, SessionService } from "./sessions.service";
+import { UserEntity } from "./user.entity";
+
+/**
+ * Runs inside the deletion's transaction, so a user disappears from every module at
+ * once or not at all. What cannot be rolled back (files) goes in the returned callback,
+ * which runs after the commit.
+ */
+export type UserCleanup = (manager: EntityManager, user: UserEntity) => Promise<(() => Promise<void>) | void>;
+
+export interface AuthResult {
+  user: PrivateUser;
+  token: string;
+}
+
+export class AccountsService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly sessions: SessionService,
+    private readonly log: Logger,
+    private readonly cleanups: UserCleanup[] = [],
+  ) {}
+
+  async register(input: RegisterInput): Promise<AuthResult> {
+    const passwordHash = await this.sessions.hashPassword(input.password);
+    try {
+      return await this.dataSource.transaction(async (manager) => {
+        const user = await this.insertUser(manager, {
+          username: input.username,
+          passwordHash,
+          mobileToken: input.mobile_token ?? null,
+          userType: "user",
+        });
+        return { user: presentOwnUser(user), token: await this.sessions.issueToken(manager, user) };
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(`The username "${input.username}" is taken.`);
+      throw error;
+    }
+  }
+
+  async login(input: LoginInput): Promise<AuthResult> {
+    const user = await this.findByUsername(this.dataSource.manager, input.username);
+    const passwordMatches = await this.sessions.checkPassword(user, input.password);
+    if (!user || !passwordMatches) throw unauthorized("Invalid username or password.");
+    const token = await this.dataSource.transaction(async (manager) => {
+      // Expired sessions of this user go when they sign in again, so the table stays small.
+      await manager.query(`DELETE FROM sessions WHERE user_id = $1 AND expires_at <= now()`, [user.id]);
+      return this.sessions.issueToken(manager, user);
+    });
+    return { user: presentOwnUser(user), token };
+  }
+
+  /** Ends the bearer session; HTTP Basic has no session, so there is nothing to end. */
+  async logout(auth: AuthContext): Promise<void> {
+    if (auth.sessionId) await this.sessions.endSession(auth.user.id, auth.sessionId);
+  }
+
+  async listUsers(limit: number, cursor?: string): Promise<Page<PublicUser>> {
+    const query = this.dataSource
+      .getRepository(UserEntity)
+      .createQueryBuilder("u")
+      .orderBy("lower(u.username)", "ASC")
+      .limit(limit + 1);
+    if (cursor) {
+      const [after] = decodeCursor(cursor, 1);
+      query.where("lower(u.username) > :after", { after });
+    }
+    const rows = await query.getMany();
+    return toPage(rows, limit, presentUser, (u) => [u.username.toLowerCase()]);
+  }
+
+  async getUser(username: string): Promise<PublicUser> {
+    return presentUser(await this.requireUser(this.dataSource.manager, username));
+  }
+
+  async updateUser(auth: AuthContext, username: string, input: UpdateUserInput): Promise<PrivateUser> {
+    const target = await this.requireUser(this.dataSource.manager, username);
+    if (target.id !== auth.user.id) throw forbidden("Only the user themself may change their account.");
+    if (input.password !== undefined) {
+      if (input.current_password === undefined)
+        throw badRequest("Changing the password needs current_password.", [
+          { field: "body.current_password", message: "required when password is given" },
+        ]);
+      if (!(await this.sessions.checkPassword(target, input.current_password)))
+        throw forbidden("current_password is wrong.");
+    }
+    const passwordHash = input.password !== undefined ? await this.sessions.hashPassword(input.password) : undefined;
+    const events: AccountsEvent[] = [{ kind: "user_changed", userId: target.id }];
+    const updated = await this.dataSource.transaction(async (manager) => {
+      const changes: Partial<UserEntity> = { updatedAt: new Date() };
+      if (passwordHash) changes.passwordHash = passwordHash;
+      if (input.mobile_token !== undefined) changes.mobileToken = input.mobile_token;
+      await manager.update(UserEntity, { id: target.id }, changes);
+      if (passwordHash) events.push(await this.sessions.endOtherSessions(manager, target.id, auth.sessionId));
+      return manager.findOneByOrFail(UserEntity, { id: target.id });
+    });
+    for (const event of events) await this.sessions.publish(event);
+    return presentOwnUser(updated);
+  }
+
+  async deleteUser(auth: AuthContext, username: string): Promise<void> {
+    const target = await this.requireUser(this.dataSource.manager, username);
+    if (target.id !== auth.user.id) throw forbidden("Only the user themself may delete their account.");
+    const afterCommit = await this.dataSource.transaction(async (manager) => {
+      if (target.userType === "admin") {
+        // Locks the admins, so two admins deleting themselves at once cannot leave none.
+        const admins = await manager.query(`SELECT id FROM users WHERE user_type = 'admin' FOR UPDATE`);
+        if (admins.length <= 1) throw conflict("The last admin cannot be deleted; make another admin first.");
+      }
+      const callbacks: Array<() => Promise<void>> = [];
+      for (const cleanup of this.cleanups) {
+        const callback = await cleanup(manager, target);
+        if (callback) callbacks.push(callback);
+      }
+      // Sessions go with the user (ON DELETE CASCADE).
+      await manager.delete(UserEntity, { id: target.id });
+      return callbacks;
+    });
+    await this.sessions.publish({ kind: "user_deleted", userId: target.id });
+    for (const callback of afterCommit) {
+      await callback().catch((error: unknown) => this.log.error({ err: error }, "cleanup after user deletion failed"));
+    }
+  }
+
+  /**
+   * Creates the configured admin on a fresh install (when no admin exists) and warns
+   * while its password is still the default one.
+   */
+  async ensureAdmin(admin: { username: string; password: string }, defaultPassword: string): Promise<void> {
+    const repository = this.dataSource.getRepository(UserEntity);
+    let user = await repository.findOneBy({ userType: "admin" });
+    if (!user) {
+      try {
+        user = await this.insertUser(this.dataSource.manager, {
+          username: admin.username,
+          passwordHash: await this.sessions.hashPassword(admin.password),
+          mobileToken: null,
+          userType: "admin",
+        });
+        this.log.info({ username: admin.username }, "created the admin account");
+      } catch (error) {
+        // Another process created it first, or a user took the name: say so, do not fail.
+        if (!isUniqueViolation(error)) throw error;
+        this.log.warn({ username: admin.username }, "could not create the admin account: the name is taken");
+        return;
+      }
+    }
+    if (admin.password === defaultPassword && (await this.sessions.checkPassword(user, defaultPassword)))
+      this.log.warn(
+        { username: user.username },
+        "the admin account still has the default password: change it (PATCH /users/:username) or set ADMIN_PASSWORD before the first start",
+      );
+  }
+
+  findByUsername(manager: EntityManager, username: string): Promise<UserEntity | null> {
+    return manager
+      .getRepository(UserEntity)
+      .createQueryBuilder("u")
+      .where("lower(u.username) = lower(:username)", { username })
+      .getOne();
+  }
+
+  async requireUser(manager: EntityManager, username: string): Promise<UserEntity> {
+    const user = await this.findByUsername(manager, username);
+    if (!user) throw notFound(`No user is named "${username}".`);
+    return user;
+  }
+
+  private async insertUser(
+    manager: EntityManager,
+    fields: Pick<UserEntity, "username" | "passwordHash" | "mobileToken" | "userType">,
+  ): Promise<UserEntity> {
+    const now = new Date();
+    const user = manager.create(UserEntity, { id: randomUUID(), ...fields, createdAt: now, updatedAt: now });
+    await manager.insert(UserEntity, user);
+    return user;
+  }
+}

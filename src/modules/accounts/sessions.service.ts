@@ -1,0 +1,180 @@
+import { createHash, randomUUID } from "node:crypto";
+import bcrypt from "bcrypt";
+import jwt from "jsonwebtoken";
+import { LRUCache } from "lru-cache";
+import type { DataSource, EntityManager } from "typeorm";
+import type { AuthContext, Authenticator, Credentials } from "../../http/auth-context";
+import { unauthorized } from "../../http/api";
+import type { Bus } from "../../realtime/bus";
+import { SessionEntity } from "./session.entity";
+import { UserEntity } from "./user.entity";
+
+export const ACCOUNTS_TOPIC = "accounts";
+
+/** What the accounts module tells every process; sockets and caches react to it. */
+export type AccountsEvent =
+  | { kind: "session_ended"; userId: string; sessionId: string }
+  /** All of a user's sessions but `keep` ended (password change, deletion). */
+  | { kind: "sessions_ended"; userId: string; keep: string | null }
+  | { kind: "user_changed"; userId: string }
+  | { kind: "user_deleted"; userId: string };
+
+export interface SessionServiceOptions {
+  dataSource: DataSource;
+  bus: Bus;
+  jwtSecret: string;
+  jwtTtlSeconds: number;
+  bcryptRounds: number;
+  basicAuthCacheSeconds: number;
+}
+
+const JWT_ALGORITHM = "HS256";
+/** How long a verified bearer session is trusted without asking the database again. */
+const SESSION_CACHE_MS = 10_000;
+
+interface CachedAuth {
+  user: UserEntity;
+  sessionId: string | null;
+}
+
+/**
+ * Tokens, sessions and credential checks. A bearer token is a JWT naming a session row;
+ * the row's existence is what makes it valid, so logout and password changes take effect
+ * at once. Positive verifications are cached briefly and dropped on every process when
+ * the bus says the user or session changed.
+ */
+export class SessionService implements Authenticator {
+  private readonly bearerCache = new LRUCache<string, CachedAuth>({ max: 100_000, ttl: SESSION_CACHE_MS });
+  private readonly basicCache: LRUCache<string, CachedAuth> | null;
+  private readonly dummyHash: string;
+
+  constructor(private readonly options: SessionServiceOptions) {
+    this.basicCache =
+      options.basicAuthCacheSeconds > 0
+        ? new LRUCache({ max: 10_000, ttl: options.basicAuthCacheSeconds * 1000 })
+        : null;
+    // Compared against when the user does not exist, so both failures cost one bcrypt.
+    this.dummyHash = bcrypt.hashSync(randomUUID(), options.bcryptRounds);
+  }
+
+  async start(): Promise<void> {
+    await this.options.bus.subscribe(ACCOUNTS_TOPIC, (event) => this.forget(event as AccountsEvent));
+  }
+
+  hashPassword(password: string): Promise<string> {
+    return bcrypt.hash(password, this.options.bcryptRounds);
+  }
+
+  /** Same work whether or not the user exists, so timing does not reveal which. */
+  async checkPassword(user: UserEntity | null, password: string): Promise<boolean> {
+    const matches = await bcrypt.compare(password, user?.passwordHash ?? this.dummyHash);
+    return user !== null && matches;
+  }
+
+  /** Creates a session in the caller's transaction and returns its bearer token. */
+  async issueToken(manager: EntityManager, user: UserEntity): Promise<string> {
+    const id = randomUUID();
+    const now = Date.now();
+    await manager.insert(SessionEntity, {
+      id,
+      userId: user.id,
+      createdAt: new Date(now),
+      expiresAt: new Date(now + this.options.jwtTtlSeconds * 1000),
+    });
+    return jwt.sign({}, this.options.jwtSecret, {
+      algorithm: JWT_ALGORITHM,
+      subject: user.id,
+      jwtid: id,
+      expiresIn: this.options.jwtTtlSeconds,
+    });
+  }
+
+  async endSession(userId: string, sessionId: string): Promise<void> {
+    await this.options.dataSource.getRepository(SessionEntity).delete({ id: sessionId });
+    await this.publish({ kind: "session_ended", userId, sessionId });
+  }
+
+  /** Ends every session of the user but `keep`, in the caller's transaction; publish after commit. */
+  async endOtherSessions(manager: EntityManager, userId: string, keep: string | null): Promise<AccountsEvent> {
+    const query = manager.createQueryBuilder().delete().from(SessionEntity).where("user_id = :userId", { userId });
+    if (keep) query.andWhere("id <> :keep", { keep });
+    await query.execute();
+    return { kind: "sessions_ended", userId, keep };
+  }
+
+  publish(event: AccountsEvent): Promise<void> {
+    return this.options.bus.publish(ACCOUNTS_TOPIC, event);
+  }
+
+  async authenticate({ authorization, accessToken }: Credentials): Promise<AuthContext> {
+    if (authorization) {
+      const [scheme, value = ""] = authorization.trim().split(/\s+/, 2);
+      if (/^bearer$/i.test(scheme)) return this.verifyBearer(value);
+      if (/^basic$/i.test(scheme)) return this.verifyBasic(value);
+      throw unauthorized("The Authorization scheme must be Bearer or Basic.");
+    }
+    if (accessToken) return this.verifyBearer(accessToken);
+    throw unauthorized("This route needs an Authorization header (Bearer token or Basic credentials).");
+  }
+
+  /** Verifies a bearer token; used by the Socket.IO handshake as well. */
+  async verifyBearer(token: string): Promise<AuthContext> {
+    let claims: jwt.JwtPayload;
+    try {
+      claims = jwt.verify(token, this.options.jwtSecret, { algorithms: [JWT_ALGORITHM] }) as jwt.JwtPayload;
+    } catch {
+      throw unauthorized("The bearer token is invalid or has expired.");
+    }
+    const sessionId = claims.jti;
+    if (typeof sessionId !== "string" || typeof claims.sub !== "string")
+      throw unauthorized("The bearer token is invalid or has expired.");
+    const cached = this.bearerCache.get(sessionId);
+    if (cached) return cached;
+    const user = await this.options.dataSource
+      .getRepository(UserEntity)
+      .createQueryBuilder("u")
+      .innerJoin(SessionEntity, "s", "s.user_id = u.id")
+      .where("s.id = :sessionId AND s.expires_at > now() AND u.id = :userId", { sessionId, userId: claims.sub })
+      .getOne();
+    if (!user) throw unauthorized("The session has ended; sign in again.");
+    const auth = { user, sessionId };
+    this.bearerCache.set(sessionId, auth);
+    return auth;
+  }
+
+  private async verifyBasic(encoded: string): Promise<AuthContext> {
+    const decoded = Buffer.from(encoded, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon < 1) throw unauthorized("Basic credentials must be base64(username:password).");
+    const username = decoded.slice(0, colon);
+    const password = decoded.slice(colon + 1);
+    const cacheKey = createHash("sha256").update(`${username.toLowerCase()}\0${password}`).digest("base64");
+    const cached = this.basicCache?.get(cacheKey);
+    if (cached) return cached;
+    const user =
+      username.length <= 32 && password.length <= 128
+        ? await this.options.dataSource
+            .getRepository(UserEntity)
+            .createQueryBuilder("u")
+            .where("lower(u.username) = lower(:username)", { username })
+            .getOne()
+        : null;
+    const passwordMatches = await this.checkPassword(user, password);
+    if (!user || !passwordMatches) throw unauthorized("Invalid username or password.");
+    const auth = { user, sessionId: null };
+    this.basicCache?.set(cacheKey, auth);
+    return auth;
+  }
+
+  private forget(event: AccountsEvent): void {
+    if (event.kind === "session_ended") {
+      this.bearerCache.delete(event.sessionId);
+      return;
+    }
+    const keep = event.kind === "sessions_ended" ? event.keep : null;
+    for (const [key, auth] of this.bearerCache.entries())
+      if (auth.user.id === event.userId && (event.kind === "user_changed" ? true : key !== keep)) this.bearerCache.delete(key);
+    if (this.basicCache)
+      for (const [key, auth] of this.basicCache.entries()) if (auth.user.id === event.userId) this.basicCache.delete(key);
+  }
+}

@@ -1,0 +1,42 @@
+import type { DataSource } from "typeorm";
+import type { Api } from "../../http/api";
+import { HttpError } from "../../http/errors";
+import { z } from "../../http/zod";
+
+const tags = ["Platform"];
+const StatusSchema = z.object({ status: z.literal("ok") }).openapi("Status");
+const READY_TIMEOUT_MS = 2000;
+
+async function databaseAnswers(dataSource: DataSource): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS)));
+  const probe = dataSource.query("SELECT 1").then(() => true, () => false);
+  try {
+    return await Promise.race([probe, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function registerPlatformRoutes(api: Api, dataSource: DataSource): void {
+  api.route(
+    {
+      method: "get", path: "/health", summary: "Liveness: the process answers", tags, auth: "none",
+      responses: { 200: { description: "Alive", schema: StatusSchema } },
+    },
+    ({ res }) => {
+      res.json({ status: "ok" });
+    },
+  );
+
+  api.route(
+    {
+      method: "get", path: "/ready", summary: "Readiness: the database answers", tags, auth: "none",
+      responses: { 200: { description: "Ready", schema: StatusSchema }, 503: "The database is unreachable" },
+    },
+    async ({ res }) => {
+      if (!(await databaseAnswers(dataSource))) throw new HttpError(503, "The database is unreachable.");
+      res.json({ status: "ok" });
+    },
+  );
+}

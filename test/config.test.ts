@@ -1,0 +1,98 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ConfigError, loadConfig } from "../src/config";
+
+const MAIN = path.resolve(__dirname, "../dist/src/main.js");
+
+function writeOrmConfig(content: string): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "convene-orm-")), "ormconfig.json");
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+describe("configuration", () => {
+  it("defaults to PGlite on port 9000 with the admin account", () => {
+    const config = loadConfig({}, "/nonexistent/ormconfig.json");
+    expect(config.port).toBe(9000);
+    expect(config.database.kind).toBe("pglite");
+    expect(config.admin).toEqual({ username: "admin", password: "admin" });
+    expect(config.rateLimitAuthPerMinute).toBe(20);
+    expect(config.maxUploadBytes).toBe(2 * 1024 ** 3);
+  });
+
+  it("reads ormconfig.json and lets the environment override it", () => {
+    const file = writeOrmConfig(JSON.stringify({ url: "postgres://a@h/db1", poolSize: 7 }));
+    expect(loadConfig({}, file).database).toMatchObject({ kind: "postgres", url: "postgres://a@h/db1", poolSize: 7 });
+    expect(loadConfig({ DATABASE_URL: "postgres://b@h/db2", DATABASE_POOL_SIZE: "3" }, file).database).toMatchObject({ url: "postgres://b@h/db2", poolSize: 3 });
+  });
+
+  it.each([
+    [{ PORT: "ninety" }, "PORT"],
+    [{ PORT: "70000" }, "PORT"],
+    [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL"],
+    [{ REDIS_URL: "http://x" }, "REDIS_URL"],
+    [{ JWT_SECRET: "short" }, "JWT_SECRET"],
+    [{ RATE_LIMIT_AUTH_PER_MINUTE: "-1" }, "RATE_LIMIT_AUTH_PER_MINUTE"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [{ PROCESSES: "2" }, "PROCESSES"],
+  ])("refuses %j naming %s", (env, name) => {
+    expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(ConfigError);
+    expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(name);
+  });
+
+  it("refuses a broken ormconfig.json naming the field", () => {
+    expect(() => loadConfig({}, writeOrmConfig("{ not json"))).toThrow(/ormconfig.json/);
+    expect(() => loadConfig({}, writeOrmConfig(JSON.stringify({ poolSize: "ten" })))).toThrow(/poolSize/);
+  });
+});
+
+function runMain(env: Record<string, string>) {
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
+
+describe("the server process", () => {
+  it("stops at start with a message naming a bad setting", async () => {
+    const run = runMain({ PORT: "not-a-port" });
+    expect(await run.exited).toBe(78);
+    expect(run.output()).toMatch(/PORT/);
+  });
+
+  it("starts on PGlite, keeps data across restarts, and stops gracefully on SIGTERM", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "convene-main-"));
+    const env = { PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, PGLITE_DATA_DIR: path.join(dataDir, "db"), LOG_LEVEL: "info", BCRYPT_ROUNDS: "4" };
+    const start = async () => {
+      const run = runMain(env);
+      while (!/"msg":"listening"/.test(run.output())) {
+        if (run.child.exitCode !== null) throw new Error(run.output());
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const port = Number(/"port":(\d+)/.exec(run.output())![1]);
+      return { run, url: `http://127.0.0.1:${port}` };
+    };
+    const first = await start();
+    expect(first.run.output()).toMatch(/default password/);
+    const registered = await fetch(`${first.url}/auth/register`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "persisted", password: "persisted pw" }),
+    });
+    expect(registered.status).toBe(201);
+    const { token } = (await registered.json()) as { token: string };
+    first.run.child.kill("SIGTERM");
+    expect(await first.run.exited).toBe(0);
+    expect(first.run.output()).toMatch(/"msg":"stopped"/);
+
+    const second = await start();
+    // The user and the generated JWT secret survived the restart.
+    const me = await fetch(`${second.url}/users/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(me.status).toBe(200);
+    second.run.child.kill("SIGINT");
+    expect(await second.run.exited).toBe(0);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+});

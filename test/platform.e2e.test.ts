@@ -1,0 +1,49 @@
+import { startTestServer, type TestServer } from "./support/test-server";
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startTestServer();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+describe("platform", () => {
+  it("GET /health and /ready answer ok", async () => {
+    expect((await t.http.get("/health")).body).toEqual({ status: "ok" });
+    expect((await t.http.get("/ready")).body).toEqual({ status: "ok" });
+  });
+
+  it("serves an OpenAPI 3.1 document of every route, and Swagger UI", async () => {
+    const res = await t.http.get("/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe("3.1.0");
+    for (const path of ["/auth/register", "/auth/login", "/auth/logout", "/users", "/users/me", "/users/{username}", "/health", "/ready"])
+      expect(res.body.paths).toHaveProperty([path]);
+    const docs = await t.http.get("/docs/").redirects(1);
+    expect(docs.status).toBe(200);
+    expect(docs.text).toMatch(/swagger/i);
+  });
+
+  it("answers an unknown route with a 404 problem", async () => {
+    const res = await t.http.get("/no/such/route");
+    expect(res.status).toBe(404);
+    expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
+  });
+
+  it("sets security headers, CORS and a request id", async () => {
+    const res = await t.http.get("/health").set("Origin", "https://example.org").set("X-Request-Id", "abc-123");
+    expect(res.headers["x-content-type-options"]).toBe("nosniff");
+    expect(res.headers["access-control-allow-origin"]).toBe("https://example.org");
+    expect(res.headers["x-request-id"]).toBe("abc-123");
+  });
+
+  it("/ready answers 503 when the database is unreachable", async () => {
+    const other = await startTestServer();
+    await other.database.dataSource.destroy();
+    const res = await other.http.get("/ready");
+    expect(res.status).toBe(503);
+    expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
+    await other.close();
+  });
+});
