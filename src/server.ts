@@ -10,8 +10,15 @@ import { registerAccountsRoutes } from "./modules/accounts/accounts.routes";
 import { AccountsService } from "./modules/accounts/accounts.service";
 import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
 import { SessionService } from "./modules/accounts/sessions.service";
+import { registerChatRoutes } from "./modules/chat/chat.routes";
+import { deleteDirectMessages, ChatService } from "./modules/chat/chat.service";
+import { chatSocketModule } from "./modules/chat/chat.socket";
+import { MessagingService } from "./modules/messaging/messaging.service";
 import { registerPlatformRoutes } from "./modules/platform/platform.routes";
 import type { Bus } from "./realtime/bus";
+import { createSocketServer } from "./realtime/socket-server";
+import { EventStreams } from "./realtime/sse";
+import { StreamRelay } from "./realtime/stream-relay";
 import { version as VERSION } from "../package.json";
 
 export interface ServerDeps {
@@ -45,8 +52,16 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     basicAuthCacheSeconds: config.basicAuthCacheSeconds,
   });
   await sessions.start();
-  const accounts = new AccountsService(dataSource, sessions, log);
+  const accounts = new AccountsService(dataSource, sessions, log, [deleteDirectMessages]);
   await accounts.ensureAdmin(config.admin, DEFAULT_ADMIN_PASSWORD);
+  const messaging = new MessagingService(dataSource, bus);
+  const relay = new StreamRelay(bus, messaging, log);
+  await relay.start();
+  const chat = new ChatService(dataSource, messaging, accounts);
+  const eventStreams = new EventStreams({
+    heartbeatSeconds: config.sseHeartbeatSeconds,
+    bufferLimitBytes: config.clientBufferLimitBytes,
+  });
 
   const credentialLimiter = createCredentialRateLimiter(config.rateLimitAuthPerMinute);
   const app = createApp({
@@ -57,6 +72,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     modules: [
       (api) => registerPlatformRoutes(api, dataSource),
       (api) => registerAccountsRoutes(api, accounts, credentialLimiter),
+      (api) => registerChatRoutes(api, chat, relay, eventStreams, config.publicUrl),
     ],
   });
 
@@ -65,6 +81,20 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   httpServer.headersTimeout = 30_000;
   httpServer.requestTimeout = 0; // long uploads and streams; idle sockets time out below
   httpServer.keepAliveTimeout = 5_000;
+  const io = await createSocketServer({
+    httpServer,
+    sessions,
+    relay,
+    bus,
+    log,
+    corsOrigins: config.corsOrigins,
+    bufferLimitBytes: config.clientBufferLimitBytes,
+    modules: [chatSocketModule(chat, log)],
+  });
+  // Upgrades that no door owns are refused rather than left hanging.
+  httpServer.on("upgrade", (req, socket) => {
+    if (!req.url?.startsWith("/socket.io/")) socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+  });
 
   let closing: Promise<void> | null = null;
   return {
@@ -81,7 +111,10 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     },
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        const stopped = new Promise<void>((resolve) => httpServer.once("close", () => resolve()));
+        eventStreams.closeAll();
+        // Disconnects every socket and stops the HTTP server accepting.
+        void io.close();
         httpServer.closeIdleConnections();
         const grace = setTimeout(() => httpServer.closeAllConnections(), config.shutdownGraceSeconds * 1000);
         await stopped;

@@ -1,5 +1,6 @@
 import { SessionEntity } from "../modules/accounts/session.entity";
 import { UserEntity } from "../modules/accounts/user.entity";
+import { ChannelEntity } from "../modules/chat/channel.entity";
 
 /** Every TypeORM entity; modules add theirs here. */
-export const entities = [UserEntity, SessionEntity];
+export const entities = [UserEntity, SessionEntity, ChannelEntity];

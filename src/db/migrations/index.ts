@@ -1,4 +1,5 @@
 import { Accounts1763700000000 } from "./1763700000000-accounts";
+import { Messaging1763700001000 } from "./1763700001000-messaging";
 
 /** The one ordered set of migrations, applied at start on PGlite and Postgres alike. */
-export const migrations = [Accounts1763700000000];
+export const migrations = [Accounts1763700000000, Messaging1763700001000];

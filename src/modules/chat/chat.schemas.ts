@@ -1,0 +1,28 @@
+import { pageOf, PageQuerySchema } from "../../http/schemas";
+import { z } from "../../http/zod";
+import { UsernameSchema } from "../accounts/accounts.schemas";
+import { HistoryQuerySchema, MessageBodySchema } from "../messaging/messaging.schemas";
+
+export const ChannelNameSchema = z
+  .string()
+  .min(1, "at least 1 character")
+  .max(100, "at most 100 characters")
+  .refine((name) => name.trim().length > 0, "must not be blank");
+
+export const CreateChannelBody = z.strictObject({ name: ChannelNameSchema }).openapi("CreateChannelRequest");
+
+export const ChannelSchema = z
+  .object({ id: z.uuid(), name: z.string(), created_by: z.string(), created_at: z.iso.datetime() })
+  .openapi("Channel");
+
+export const ChannelPageSchema = pageOf(ChannelSchema).openapi("ChannelPage");
+export const ChannelParams = z.object({ id: z.uuid() });
+export const ChannelListQuery = PageQuerySchema;
+
+export const DirectHistoryQuery = HistoryQuerySchema.extend({ with: UsernameSchema.optional() });
+
+/** Socket.IO payloads. */
+export const ChatSubscribePayload = z.strictObject({ channel_id: z.uuid(), after: HistoryQuerySchema.shape.after });
+export const ChatUnsubscribePayload = z.strictObject({ channel_id: z.uuid() });
+export const ChatSendPayload = z.strictObject({ channel_id: z.uuid(), body: MessageBodySchema });
+export const DirectSendPayload = z.strictObject({ to: UsernameSchema, body: MessageBodySchema });

@@ -1,0 +1,115 @@
+import { randomUUID } from "node:crypto";
+import type { DataSource, EntityManager } from "typeorm";
+import { isUniqueViolation } from "../../db/data-source";
+import { conflict, notFound } from "../../http/errors";
+import { decodeCursor, toPage, type Page } from "../../http/pagination";
+import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
+import type { UserEntity } from "../accounts/user.entity";
+import type { HistoryQuery, Message, MessagingService } from "../messaging/messaging.service";
+import { channelStream, dmStream } from "../messaging/streams";
+import { ChannelEntity } from "./channel.entity";
+
+export interface Channel {
+  id: string;
+  name: string;
+  created_by: string;
+  created_at: string;
+}
+
+export function presentChannel(channel: ChannelEntity): Channel {
+  return { id: channel.id, name: channel.name, created_by: channel.createdBy, created_at: channel.createdAt.toISOString() };
+}
+
+/** Named channels and direct messages, on the shared messaging core. */
+export class ChatService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly messaging: MessagingService,
+    private readonly accounts: AccountsService,
+  ) {}
+
+  /** Channels by name, case-insensitively. */
+  async listChannels(limit: number, cursor?: string): Promise<Page<Channel>> {
+    const query = this.dataSource
+      .getRepository(ChannelEntity)
+      .createQueryBuilder("c")
+      .orderBy("lower(c.name)", "ASC")
+      .limit(limit + 1);
+    if (cursor) {
+      const [after] = decodeCursor(cursor, 1);
+      query.where("lower(c.name) > :after", { after });
+    }
+    return toPage(await query.getMany(), limit, presentChannel, (c) => [c.name.toLowerCase()]);
+  }
+
+  async createChannel(creator: UserEntity, name: string): Promise<Channel> {
+    const channel = this.dataSource.getRepository(ChannelEntity).create({
+      id: randomUUID(),
+      name,
+      createdBy: creator.username,
+      createdAt: new Date(),
+    });
+    try {
+      await this.dataSource.getRepository(ChannelEntity).insert(channel);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(`A channel named "${name}" exists already.`);
+      throw error;
+    }
+    return presentChannel(channel);
+  }
+
+  async getChannel(id: string): Promise<Channel> {
+    return presentChannel(await this.requireChannel(this.dataSource.manager, id));
+  }
+
+  async requireChannel(manager: EntityManager, id: string): Promise<ChannelEntity> {
+    const channel = await manager.findOneBy(ChannelEntity, { id });
+    if (!channel) throw notFound(`No channel has id ${id}.`);
+    return channel;
+  }
+
+  postToChannel(sender: UserEntity, channelId: string, body: string): Promise<Message> {
+    return this.messaging.post({
+      streams: [channelStream(channelId)],
+      channelId,
+      sender: { id: sender.id, name: sender.username },
+      body,
+      authorize: async (manager) => {
+        await this.requireChannel(manager, channelId);
+      },
+    });
+  }
+
+  async channelHistory(channelId: string, query: HistoryQuery): Promise<Page<Message>> {
+    await this.requireChannel(this.dataSource.manager, channelId);
+    return this.messaging.history("m.channel_id = $1", [channelId], query);
+  }
+
+  async sendDirect(sender: UserEntity, to: string, body: string): Promise<Message> {
+    const recipient = await this.accounts.requireUser(this.dataSource.manager, to);
+    return this.messaging.post({
+      streams: [dmStream(sender.id), dmStream(recipient.id)],
+      sender: { id: sender.id, name: sender.username },
+      recipient: { id: recipient.id, name: recipient.username },
+      body,
+    });
+  }
+
+  /** The caller's direct messages, or only those exchanged with `withUsername`. */
+  async directHistory(user: UserEntity, withUsername: string | undefined, query: HistoryQuery): Promise<Page<Message>> {
+    if (withUsername === undefined)
+      return this.messaging.history("m.recipient_id IS NOT NULL AND (m.recipient_id = $1 OR m.sender_id = $1)", [user.id], query);
+    const other = await this.accounts.requireUser(this.dataSource.manager, withUsername);
+    return this.messaging.history(
+      "((m.sender_id = $1 AND m.recipient_id = $2) OR (m.sender_id = $2 AND m.recipient_id = $1))",
+      [user.id, other.id],
+      query,
+    );
+  }
+}
+
+/** A deleted user's direct messages go with them, both ways; their channel messages stay, under their name. */
+export const deleteDirectMessages: UserCleanup = async (manager, user) => {
+  await manager.query(`DELETE FROM messages WHERE recipient_id IS NOT NULL AND (recipient_id = $1 OR sender_id = $1)`, [user.id]);
+  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [dmStream(user.id)]);
+};

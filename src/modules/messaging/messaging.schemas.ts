@@ -1,0 +1,52 @@
+import { LimitSchema } from "../../http/schemas";
+import { z } from "../../http/zod";
+
+/** A message id: the decimal string of a positive 64-bit integer. */
+export const MessageIdSchema = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,18})$/, "a message id (decimal digits)")
+  // Plain string comparison: the pattern already rules out signs and leading zeros.
+  .refine((v) => v.length < 19 || (v.length === 19 && v <= "9223372036854775807"), "a message id (a 64-bit integer)")
+  .openapi({ example: "1042" });
+
+export const MessageBodySchema = z.string().min(1, "at least 1 character").max(4000, "at most 4000 characters");
+
+export const PostMessageBody = z.strictObject({ body: MessageBodySchema }).openapi("PostMessageRequest");
+
+export const MessageSchema = z
+  .object({
+    id: MessageIdSchema,
+    channel_id: z.uuid().nullable(),
+    room_guid: z.uuid().nullable(),
+    sender: z.string(),
+    recipient: z.string().nullable(),
+    body: z.string(),
+    created_at: z.iso.datetime(),
+  })
+  .openapi("Message");
+
+export const MessagePageSchema = z
+  .object({
+    items: z.array(MessageSchema),
+    next_cursor: MessageIdSchema.nullable().openapi({
+      description: "Pass as `before` (newest-first pages) or as `after` (pages after an id); null on the last page",
+    }),
+  })
+  .openapi("MessagePage");
+
+export const HistoryQuerySchema = z.object({
+  before: MessageIdSchema.optional(),
+  after: MessageIdSchema.optional(),
+  /** Alias of `before`, for clients that page every list by `cursor`. */
+  cursor: MessageIdSchema.optional(),
+  limit: LimitSchema,
+});
+
+export type HistoryQueryInput = z.output<typeof HistoryQuerySchema>;
+
+export function toHistoryQuery(query: HistoryQueryInput) {
+  return { before: query.before ?? query.cursor, after: query.after, limit: query.limit };
+}
+
+/** `?after=` on event streams; `Last-Event-ID` carries the same. */
+export const StreamQuerySchema = z.object({ after: MessageIdSchema.optional(), access_token: z.string().optional() });

@@ -1,0 +1,154 @@
+import type { DataSource, EntityManager } from "typeorm";
+import type { Page } from "../../http/pagination";
+import type { Bus } from "../../realtime/bus";
+import { streamFilter } from "./streams";
+
+export const MESSAGES_TOPIC = "messages";
+
+/** A message as the API shows it. */
+export interface Message {
+  id: string;
+  channel_id: string | null;
+  room_guid: string | null;
+  sender: string;
+  recipient: string | null;
+  body: string;
+  created_at: string;
+}
+
+/** Published after a message commits: the message, and for each stream it belongs to the id it follows. */
+export interface MessageEvent {
+  message: Message;
+  streams: { key: string; previous: string }[];
+}
+
+export interface NewMessage {
+  /** The streams the message belongs to (a DM: the sender's and the recipient's). */
+  streams: string[];
+  channelId?: string;
+  roomGuid?: string;
+  sender: { id: string | null; name: string };
+  recipient?: { id: string; name: string };
+  body: string;
+  /** Runs first in the posting transaction, e.g. to check membership under lock. */
+  authorize?: (manager: EntityManager) => Promise<void>;
+}
+
+export interface HistoryQuery {
+  before?: string;
+  after?: string;
+  limit: number;
+}
+
+interface MessageRow {
+  id: string;
+  channel_id: string | null;
+  room_guid: string | null;
+  sender: string;
+  recipient: string | null;
+  body: string;
+  created_at: Date;
+}
+
+const COLUMNS = "m.id::text AS id, m.channel_id, m.room_guid, m.sender, m.recipient, m.body, m.created_at";
+
+function present(row: MessageRow): Message {
+  return {
+    id: row.id,
+    channel_id: row.channel_id,
+    room_guid: row.room_guid,
+    sender: row.sender,
+    recipient: row.recipient,
+    body: row.body,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+/**
+ * The one messaging core: channels, direct messages, conference rooms and pair rooms all
+ * post and read through it. A message is acknowledged only after it commits, and it is
+ * published only then.
+ */
+export class MessagingService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly bus: Bus,
+  ) {}
+
+  async post(input: NewMessage): Promise<Message> {
+    // Sorted, so two posts that share streams lock them in the same order.
+    const keys = [...new Set(input.streams)].sort();
+    const { message, streams } = await this.dataSource.transaction(async (manager) => {
+      await input.authorize?.(manager);
+      // Creates missing stream rows and locks all of them; returns each one's last id.
+      const locked: { key: string; last_id: string }[] = await manager.query(
+        `INSERT INTO message_streams (key) SELECT unnest($1::varchar[])
+         ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
+         RETURNING key, last_id::text AS last_id`,
+        [keys],
+      );
+      const [row]: MessageRow[] = await manager.query(
+        `WITH m AS (
+           INSERT INTO messages (channel_id, room_guid, sender_id, sender, recipient_id, recipient, body)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *
+         ), s AS (
+           UPDATE message_streams SET last_id = (SELECT id FROM m) WHERE key = ANY($8::varchar[])
+         )
+         SELECT ${COLUMNS} FROM m`,
+        [
+          input.channelId ?? null,
+          input.roomGuid ?? null,
+          input.sender.id,
+          input.sender.name,
+          input.recipient?.id ?? null,
+          input.recipient?.name ?? null,
+          input.body,
+          keys,
+        ],
+      );
+      return { message: present(row), streams: locked.map((s) => ({ key: s.key, previous: s.last_id })) };
+    });
+    const event: MessageEvent = { message, streams };
+    await this.bus.publish(MESSAGES_TOPIC, event);
+    return message;
+  }
+
+  /** Newest first; with `after`, the messages after it, oldest first. */
+  async history(where: string, params: unknown[], query: HistoryQuery): Promise<Page<Message>> {
+    const next = params.length + 1;
+    let sql: string;
+    let cursor: string | undefined;
+    if (query.after !== undefined) {
+      sql = `SELECT ${COLUMNS} FROM messages m WHERE ${where} AND m.id > $${next} ORDER BY m.id ASC LIMIT $${next + 1}`;
+      cursor = query.after;
+    } else if (query.before !== undefined) {
+      sql = `SELECT ${COLUMNS} FROM messages m WHERE ${where} AND m.id < $${next} ORDER BY m.id DESC LIMIT $${next + 1}`;
+      cursor = query.before;
+    } else {
+      sql = `SELECT ${COLUMNS} FROM messages m WHERE ${where} ORDER BY m.id DESC LIMIT $${next}`;
+    }
+    const rows: MessageRow[] = await this.dataSource.query(sql, [...params, ...(cursor !== undefined ? [cursor] : []), query.limit + 1]);
+    const more = rows.length > query.limit;
+    const items = (more ? rows.slice(0, query.limit) : rows).map(present);
+    return { items, next_cursor: more ? items[items.length - 1].id : null };
+  }
+
+  /** The id of the stream's last committed message ("0" when it has none). */
+  async lastId(key: string): Promise<string> {
+    const rows: { last_id: string }[] = await this.dataSource.query(
+      `SELECT last_id::text AS last_id FROM message_streams WHERE key = $1`,
+      [key],
+    );
+    return rows[0]?.last_id ?? "0";
+  }
+
+  /** The stream's messages with after < id <= upTo, oldest first, at most `limit`. */
+  async between(key: string, after: string, upTo: string, limit: number): Promise<Message[]> {
+    const filter = streamFilter(key);
+    const rows: MessageRow[] = await this.dataSource.query(
+      `SELECT ${COLUMNS} FROM messages m WHERE ${filter.where} AND m.id > $2 AND m.id <= $3 ORDER BY m.id ASC LIMIT $4`,
+      [filter.param, after, upTo, limit],
+    );
+    return rows.map(present);
+  }
+}

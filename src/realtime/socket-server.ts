@@ -1,0 +1,169 @@
+import type http from "node:http";
+import { Server, type Socket } from "socket.io";
+import type { ZodType, z } from "zod";
+import type { AuthContext } from "../http/auth-context";
+import { HttpError } from "../http/errors";
+import type { Logger } from "../logger";
+import { ACCOUNTS_TOPIC, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
+import type { Message } from "../modules/messaging/messaging.service";
+import { dmStream } from "../modules/messaging/streams";
+import type { Bus } from "./bus";
+import type { StreamRelay } from "./stream-relay";
+
+export interface SocketData {
+  auth: AuthContext;
+  /** Stream key → the function that stops relaying it to this socket. */
+  streams: Map<string, () => void>;
+}
+
+export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
+
+/** A module's Socket.IO face: registers its event handlers on each new socket. */
+export type SocketModule = (socket: AppSocket, sockets: SocketRelay) => void;
+
+export type Ack = (response: object) => void;
+
+export interface AckError {
+  status: number;
+  title: string;
+  detail: string;
+}
+
+function toAckError(error: unknown, log: Logger): AckError {
+  if (error instanceof HttpError) return { status: error.status, title: error.title, detail: error.message };
+  log.error({ err: error }, "socket handler failed");
+  return { status: 500, title: "Internal Server Error", detail: "An unexpected error occurred; it has been logged." };
+}
+
+/**
+ * Registers a request-style event: the payload is validated with zod, the handler's
+ * result is acknowledged as `{ok: true, ...result}` and any failure as
+ * `{ok: false, error: {status, title, detail}}`.
+ */
+export function onRequest<S extends ZodType>(
+  socket: AppSocket,
+  event: string,
+  schema: S,
+  log: Logger,
+  handler: (payload: z.output<S>) => Promise<object>,
+): void {
+  socket.on(event, async (...args: unknown[]) => {
+    const ack: Ack = typeof args[args.length - 1] === "function" ? (args.pop() as Ack) : () => {};
+    const parsed = schema.safeParse(args[0]);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; ");
+      ack({ ok: false, error: { status: 400, title: "Bad Request", detail } });
+      return;
+    }
+    try {
+      ack({ ok: true, ...(await handler(parsed.data)) });
+    } catch (error) {
+      ack({ ok: false, error: toAckError(error, log) });
+    }
+  });
+}
+
+/** Relays streams to sockets, and cuts off sockets that stop reading. */
+export class SocketRelay {
+  constructor(
+    private readonly relay: StreamRelay,
+    private readonly bufferLimitBytes: number,
+  ) {}
+
+  /** Starts (or restarts, replaying after `after`) relaying a stream to the socket as `event`. */
+  async follow(socket: AppSocket, key: string, event: string, after?: string): Promise<void> {
+    this.unfollow(socket, key);
+    const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), after);
+    if (socket.disconnected) stop();
+    else socket.data.streams.set(key, stop);
+  }
+
+  unfollow(socket: AppSocket, key: string): boolean {
+    const stop = socket.data.streams.get(key);
+    stop?.();
+    return socket.data.streams.delete(key);
+  }
+
+  unfollowAll(socket: AppSocket): void {
+    for (const stop of socket.data.streams.values()) stop();
+    socket.data.streams.clear();
+  }
+
+  emit(socket: AppSocket, event: string, payload: Message | object): void {
+    if (this.buffered(socket) > this.bufferLimitBytes) {
+      socket.disconnect(true);
+      return;
+    }
+    socket.emit(event, payload);
+  }
+
+  /** Bytes (WebSocket) or packets (polling) waiting to reach the client. */
+  private buffered(socket: AppSocket): number {
+    const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } };
+    const waitingPackets = (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+    return (transport.socket?.bufferedAmount ?? 0) + waitingPackets * 1024;
+  }
+}
+
+export interface SocketServerOptions {
+  httpServer: http.Server;
+  sessions: SessionService;
+  relay: StreamRelay;
+  bus: Bus;
+  log: Logger;
+  corsOrigins: string[] | null;
+  bufferLimitBytes: number;
+  modules: SocketModule[];
+}
+
+/**
+ * Socket.IO on the HTTP server's port: bearer-token auth at the handshake, direct
+ * messages to every connection of a user, and disconnection when a session ends.
+ */
+export async function createSocketServer(options: SocketServerOptions): Promise<Server> {
+  const { httpServer, sessions, relay, bus, log } = options;
+  const io = new Server(httpServer, {
+    path: "/socket.io",
+    // Other WebSocket upgrades (the lobby) are not Socket.IO's to destroy.
+    destroyUpgrade: false,
+    cors: { origin: options.corsOrigins ?? true },
+    maxHttpBufferSize: 100_000,
+  });
+  const sockets = new SocketRelay(relay, options.bufferLimitBytes);
+
+  io.use(async (socket, next) => {
+    const token: unknown = socket.handshake.auth?.token;
+    if (typeof token !== "string" || token === "") return next(new Error("unauthorized"));
+    try {
+      const auth = await sessions.verifyBearer(token);
+      Object.assign(socket.data, { auth, streams: new Map() } satisfies SocketData);
+      next();
+    } catch {
+      next(new Error("unauthorized"));
+    }
+  });
+
+  io.on("connection", (raw) => {
+    const socket = raw as AppSocket;
+    const { user, sessionId } = socket.data.auth;
+    void socket.join([`user:${user.id}`, `session:${sessionId}`]);
+    socket.on("disconnect", () => sockets.unfollowAll(socket));
+    for (const register of options.modules) register(socket, sockets);
+    sockets.follow(socket, dmStream(user.id), "dm:message").catch((error: unknown) => {
+      log.error({ err: error }, "could not relay direct messages to a socket");
+      socket.disconnect(true);
+    });
+  });
+
+  await bus.subscribe(ACCOUNTS_TOPIC, (raw) => {
+    const event = raw as AccountsEvent;
+    if (event.kind === "session_ended") io.local.in(`session:${event.sessionId}`).disconnectSockets(true);
+    else if (event.kind === "user_deleted") io.local.in(`user:${event.userId}`).disconnectSockets(true);
+    else if (event.kind === "sessions_ended") {
+      const room = io.local.in(`user:${event.userId}`);
+      (event.keep ? room.except(`session:${event.keep}`) : room).disconnectSockets(true);
+    }
+  });
+
+  return io;
+}
