@@ -1,3 +1,6 @@
+import cluster from "node:cluster";
+import { setupWorker } from "@socket.io/sticky";
+import { runPrimary } from "./cluster";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { openDatabase } from "./db/data-source";
 import { createLogger, type Logger } from "./logger";
@@ -5,13 +8,19 @@ import { createBus } from "./realtime/bus";
 import { createServer } from "./server";
 
 /** Composition root: config → database → bus → server.listen, and a graceful stop. */
-async function run(config: Config, log: Logger): Promise<void> {
+async function run(config: Config, log: Logger, asWorker: boolean): Promise<void> {
   log.info({ database: config.database.kind, bus: config.redisUrl ? "redis" : "local" }, "starting");
   const database = await openDatabase(config.database);
   const bus = await createBus(config.redisUrl, log, config.redisPrefix);
   const server = await createServer({ config, dataSource: database.dataSource, bus, log });
-  const address = await server.listen();
-  log.info({ port: address.port, host: address.address }, "listening");
+  if (asWorker) {
+    // The primary owns the port and passes connections in.
+    setupWorker(server.io);
+    process.send?.({ type: "convene:ready" });
+  } else {
+    const address = await server.listen();
+    log.info({ port: address.port, host: address.address }, "listening");
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -45,7 +54,8 @@ function main(): void {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  run(config, log).catch((error: unknown) => {
+  const start = config.processes > 1 && cluster.isPrimary ? runPrimary(config, log) : run(config, log, cluster.isWorker);
+  start.catch((error: unknown) => {
     log.fatal({ err: error }, "failed to start");
     process.exit(1);
   });

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Express } from "express";
+import type { Server as SocketIoServer } from "socket.io";
 import type { DataSource } from "typeorm";
 import { createApp } from "./app";
 import { DEFAULT_ADMIN_PASSWORD, type Config } from "./config";
@@ -31,6 +32,7 @@ export interface ServerDeps {
 export interface ConveneServer {
   httpServer: http.Server;
   app: Express;
+  io: SocketIoServer;
   listen(port?: number, host?: string): Promise<AddressInfo>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes sockets. */
   close(): Promise<void>;
@@ -100,6 +102,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   return {
     httpServer,
     app,
+    io,
     listen(port = config.port, host = config.host) {
       return new Promise((resolve, reject) => {
         httpServer.once("error", reject);

@@ -1,10 +1,8 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ConfigError, loadConfig } from "../src/config";
-
-const MAIN = path.resolve(__dirname, "../dist/src/main.js");
+import { startProcess } from "./support/processes";
 
 function writeOrmConfig(content: string): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "convene-orm-")), "ormconfig.json");
@@ -48,18 +46,9 @@ describe("configuration", () => {
   });
 });
 
-function runMain(env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH!, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, exited, output: () => output };
-}
-
 describe("the server process", () => {
   it("stops at start with a message naming a bad setting", async () => {
-    const run = runMain({ PORT: "not-a-port" });
+    const run = startProcess({ PORT: "not-a-port" });
     expect(await run.exited).toBe(78);
     expect(run.output()).toMatch(/PORT/);
   });
@@ -68,13 +57,8 @@ describe("the server process", () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "convene-main-"));
     const env = { PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, PGLITE_DATA_DIR: path.join(dataDir, "db"), LOG_LEVEL: "info", BCRYPT_ROUNDS: "4" };
     const start = async () => {
-      const run = runMain(env);
-      while (!/"msg":"listening"/.test(run.output())) {
-        if (run.child.exitCode !== null) throw new Error(run.output());
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const port = Number(/"port":(\d+)/.exec(run.output())![1]);
-      return { run, url: `http://127.0.0.1:${port}` };
+      const run = startProcess(env);
+      return { run, url: await run.listening() };
     };
     const first = await start();
     expect(first.run.output()).toMatch(/default password/);

@@ -46,7 +46,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   const dataSource = new DataSource(options);
   try {
     await dataSource.initialize();
-    await dataSource.runMigrations({ transaction: "each" });
+    await migrate(dataSource, config.kind === "postgres");
   } catch (error) {
     if (dataSource.isInitialized) await dataSource.destroy();
     await pglite?.close();
@@ -59,6 +59,28 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
       if (pglite && !pglite.closed) await pglite.close();
     },
   };
+}
+
+/** An arbitrary constant: the advisory lock that serializes migrations across processes. */
+const MIGRATION_LOCK = 7_262_001;
+
+/**
+ * Applies pending migrations. On Postgres, processes that start together take turns
+ * under an advisory lock; the embedded database has one process and one connection.
+ */
+async function migrate(dataSource: DataSource, lock: boolean): Promise<void> {
+  if (!lock) {
+    await dataSource.runMigrations({ transaction: "each" });
+    return;
+  }
+  const runner = dataSource.createQueryRunner();
+  try {
+    await runner.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    await dataSource.runMigrations({ transaction: "each" });
+  } finally {
+    await runner.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
+    await runner.release();
+  }
 }
 
 /** True when the error is Postgres' unique violation (23505). */

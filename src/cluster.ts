@@ -1,0 +1,60 @@
+import cluster, { type Worker } from "node:cluster";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { setupMaster } from "@socket.io/sticky";
+import type { Config } from "./config";
+import type { Logger } from "./logger";
+import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
+
+/**
+ * PROCESSES=N: the primary owns the port and hands each connection to a worker. Socket.IO
+ * needs its long-polling requests to reach the worker that holds the session, so the
+ * primary routes by session id (@socket.io/sticky); everything else goes to the worker
+ * with the fewest clients. Workers share state through Postgres and the Redis bus.
+ */
+export async function runPrimary(config: Config, log: Logger): Promise<void> {
+  // Generated once here, so every worker signs and verifies with the same secret.
+  resolveJwtSecret(config.jwtSecret, config.dataDir);
+  // Buffers cross the IPC channel as Buffers, not as JSON.
+  cluster.setupPrimary({ serialization: "advanced" });
+
+  const httpServer = http.createServer();
+  setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
+
+  let stopping = false;
+  const fork = (): Worker => cluster.fork();
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    log.error({ worker: worker.process.pid, code, signal }, "worker died; starting another");
+    setTimeout(fork, 1000);
+  });
+
+  const ready = new Promise<void>((resolve) => {
+    let listening = 0;
+    cluster.on("message", (_worker, message: { type?: string }) => {
+      if (message?.type === "convene:ready" && ++listening === config.processes) resolve();
+    });
+  });
+  for (let i = 0; i < config.processes; i++) fork();
+  await ready;
+  await new Promise<void>((resolve) => httpServer.listen(config.port, config.host, resolve));
+  const address = httpServer.address() as AddressInfo;
+  log.info({ port: address.port, host: address.address, workers: config.processes }, "listening");
+
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down workers");
+    httpServer.close();
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    const exited = workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once("exit", () => resolve()))));
+    for (const worker of workers) worker.process.kill("SIGTERM");
+    const deadline = setTimeout(() => workers.forEach((w) => w.process.kill("SIGKILL")), (config.shutdownGraceSeconds + 5) * 1000);
+    await Promise.all(exited);
+    clearTimeout(deadline);
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}
