@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Express } from "express";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Server as SocketIoServer } from "socket.io";
 import type { DataSource } from "typeorm";
 import { createApp } from "./app";
@@ -65,6 +66,8 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     bufferLimitBytes: config.clientBufferLimitBytes,
   });
 
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
   const credentialLimiter = createCredentialRateLimiter(config.rateLimitAuthPerMinute);
   const app = createApp({
     config,
@@ -72,7 +75,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     authenticator: sessions,
     version: VERSION,
     modules: [
-      (api) => registerPlatformRoutes(api, dataSource),
+      (api) => registerPlatformRoutes(api, dataSource, metrics),
       (api) => registerAccountsRoutes(api, accounts, credentialLimiter),
       (api) => registerChatRoutes(api, chat, relay, eventStreams, config.publicUrl),
     ],
@@ -93,6 +96,8 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     bufferLimitBytes: config.clientBufferLimitBytes,
     modules: [chatSocketModule(chat, log)],
   });
+  new Gauge({ name: "convene_socketio_clients", help: "Connected Socket.IO clients", registers: [metrics], collect() { this.set(io.engine.clientsCount); } });
+  new Gauge({ name: "convene_sse_streams", help: "Open Server-Sent Events streams", registers: [metrics], collect() { this.set(eventStreams.size); } });
   // Upgrades that no door owns are refused rather than left hanging.
   httpServer.on("upgrade", (req, socket) => {
     if (!req.url?.startsWith("/socket.io/")) socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");

@@ -25,6 +25,14 @@ describe("platform", () => {
     expect(docs.text).toMatch(/swagger/i);
   });
 
+  it("serves Prometheus metrics", async () => {
+    const res = await t.http.get("/metrics");
+    expect(res.status).toBe(200);
+    expect(res.text).toMatch(/process_resident_memory_bytes/);
+    expect(res.text).toMatch(/nodejs_eventloop_lag_p99_seconds/);
+    expect(res.text).toMatch(/convene_socketio_clients 0/);
+  });
+
   it("answers an unknown route with a 404 problem", async () => {
     const res = await t.http.get("/no/such/route");
     expect(res.status).toBe(404);

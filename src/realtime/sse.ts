@@ -76,6 +76,10 @@ export class EventStreams {
     };
   }
 
+  get size(): number {
+    return this.open.size;
+  }
+
   closeAll(): void {
     for (const res of this.open) res.end();
   }

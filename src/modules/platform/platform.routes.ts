@@ -1,3 +1,4 @@
+import type { Registry } from "prom-client";
 import type { DataSource } from "typeorm";
 import type { Api } from "../../http/api";
 import { HttpError } from "../../http/errors";
@@ -18,7 +19,7 @@ async function databaseAnswers(dataSource: DataSource): Promise<boolean> {
   }
 }
 
-export function registerPlatformRoutes(api: Api, dataSource: DataSource): void {
+export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry): void {
   api.route(
     {
       method: "get", path: "/health", summary: "Liveness: the process answers", tags, auth: "none",
@@ -37,6 +38,16 @@ export function registerPlatformRoutes(api: Api, dataSource: DataSource): void {
     async ({ res }) => {
       if (!(await databaseAnswers(dataSource))) throw new HttpError(503, "The database is unreachable.");
       res.json({ status: "ok" });
+    },
+  );
+
+  api.route(
+    {
+      method: "get", path: "/metrics", summary: "Prometheus metrics of this process", tags, auth: "none",
+      responses: { 200: { description: "Prometheus text exposition format", schema: z.string(), contentType: "text/plain" } },
+    },
+    async ({ res }) => {
+      res.type(metrics.contentType).send(await metrics.metrics());
     },
   );
 }
