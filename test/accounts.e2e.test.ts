@@ -222,11 +222,33 @@ describe("delete", () => {
     expect((await t.http.post("/auth/register").send({ username, password })).status).toBe(201);
   });
 
+  it("answers 404 for an unknown user and 401 without credentials", async () => {
+    const { token } = await registerUser(t);
+    expectProblem(await t.http.delete(`/users/nobody_at_all`).set("Authorization", bearer(token)), 404);
+    expectProblem(await t.http.delete(`/users/nobody_at_all`), 401);
+    expectProblem(await t.http.post("/auth/logout"), 401);
+    expectProblem(await t.http.patch(`/users/nobody_at_all`).send({ mobile_token: "x" }), 401);
+  });
+
   it("forbids deleting someone else and keeps the last admin", async () => {
     const alice = await registerUser(t);
     const bob = await registerUser(t);
     expectProblem(await t.http.delete(`/users/${bob.username}`).set("Authorization", bearer(alice.token)), 403);
     expectProblem(await t.http.delete(`/users/admin`).set("Authorization", basic("admin", "admin")), 409);
+  });
+});
+
+describe("token expiry", () => {
+  it("refuses an expired token", async () => {
+    const short = await startTestServer({ JWT_TTL_SECONDS: "1" });
+    try {
+      const { token } = await registerUser(short);
+      expect((await short.http.get("/users/me").set("Authorization", bearer(token))).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 2100));
+      expectProblem(await short.http.get("/users/me").set("Authorization", bearer(token)), 401);
+    } finally {
+      await short.close();
+    }
   });
 });
 

@@ -9,7 +9,7 @@ const sockets: Socket[] = [];
 const closers: Array<() => void> = [];
 
 beforeAll(async () => {
-  t = await startTestServer();
+  t = await startTestServer({ SSE_HEARTBEAT_SECONDS: "1" });
   alice = await registerUser(t, uniqueName("alice"));
   bob = await registerUser(t, uniqueName("bob"));
 });
@@ -206,6 +206,19 @@ describe("Server-Sent Events", () => {
     expect((await sse(`/chat/rooms/00000000-0000-4000-8000-000000000000/subscribe`, auth(bob)).ready).statusCode).toBe(404);
     expect((await sse(`/chat/rooms/${channel.id}/subscribe`, { ...auth(bob), "Last-Event-ID": "nope" }).ready).statusCode).toBe(400);
     expect((await sse(`/chat/subscribe?access_token=garbage`).ready).statusCode).toBe(401);
+  });
+
+  it("sends heartbeats on an idle stream", async () => {
+    const channel = await createChannel();
+    const res = await new Promise<import("node:http").IncomingMessage>((resolve) =>
+      require("node:http").get(`${t.url}/chat/rooms/${channel.id}/subscribe`, { headers: auth(bob) }, resolve),
+    );
+    let raw = "";
+    res.setEncoding("utf8");
+    res.on("data", (chunk: string) => (raw += chunk));
+    await new Promise((r) => setTimeout(r, 1500));
+    res.destroy();
+    expect(raw).toMatch(/^: heartbeat$/m);
   });
 
   it("streams the caller's direct messages with replay", async () => {
