@@ -4,7 +4,8 @@ import { isUniqueViolation } from "../../db/data-source";
 import { unauthorized } from "../../http/api";
 import type { AuthContext } from "../../http/auth-context";
 import { badRequest, conflict, forbidden, notFound } from "../../http/errors";
-import { decodeCursor, toPage, type Page } from "../../http/pagination";
+import { pageByName } from "../../db/paging";
+import type { Page } from "../../http/pagination";
 import type { Logger } from "../../logger";
 import { presentOwnUser, presentUser, type PrivateUser, type PublicUser } from "./accounts.presenters";
 import type { LoginInput, RegisterInput, UpdateUserInput } from "./accounts.schemas";
@@ -66,18 +67,10 @@ export class AccountsService {
     if (auth.sessionId) await this.sessions.endSession(auth.user.id, auth.sessionId);
   }
 
-  async listUsers(limit: number, cursor?: string): Promise<Page<PublicUser>> {
-    const query = this.dataSource
-      .getRepository(UserEntity)
-      .createQueryBuilder("u")
-      .orderBy("lower(u.username)", "ASC")
-      .limit(limit + 1);
-    if (cursor) {
-      const [after] = decodeCursor(cursor, 1);
-      query.where("lower(u.username) > :after", { after });
-    }
-    const rows = await query.getMany();
-    return toPage(rows, limit, presentUser, (u) => [u.username.toLowerCase()]);
+  /** Users by name, case-insensitively. */
+  listUsers(limit: number, cursor?: string): Promise<Page<PublicUser>> {
+    const query = this.dataSource.getRepository(UserEntity).createQueryBuilder("u");
+    return pageByName(query, "u.username", (u) => u.username, { limit, cursor }, presentUser);
   }
 
   async getUser(username: string): Promise<PublicUser> {

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
 import { isUniqueViolation } from "../../db/data-source";
 import { conflict, notFound } from "../../http/errors";
-import { decodeCursor, toPage, type Page } from "../../http/pagination";
+import { pageByName } from "../../db/paging";
+import type { Page } from "../../http/pagination";
 import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
 import type { UserEntity } from "../accounts/user.entity";
 import type { HistoryQuery, Message, MessagingService } from "../messaging/messaging.service";
@@ -29,17 +30,9 @@ export class ChatService {
   ) {}
 
   /** Channels by name, case-insensitively. */
-  async listChannels(limit: number, cursor?: string): Promise<Page<Channel>> {
-    const query = this.dataSource
-      .getRepository(ChannelEntity)
-      .createQueryBuilder("c")
-      .orderBy("lower(c.name)", "ASC")
-      .limit(limit + 1);
-    if (cursor) {
-      const [after] = decodeCursor(cursor, 1);
-      query.where("lower(c.name) > :after", { after });
-    }
-    return toPage(await query.getMany(), limit, presentChannel, (c) => [c.name.toLowerCase()]);
+  listChannels(limit: number, cursor?: string): Promise<Page<Channel>> {
+    const query = this.dataSource.getRepository(ChannelEntity).createQueryBuilder("c");
+    return pageByName(query, "c.name", (c) => c.name, { limit, cursor }, presentChannel);
   }
 
   async createChannel(creator: UserEntity, name: string): Promise<Channel> {

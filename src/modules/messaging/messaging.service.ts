@@ -40,15 +40,7 @@ export interface HistoryQuery {
   limit: number;
 }
 
-interface MessageRow {
-  id: string;
-  channel_id: string | null;
-  room_guid: string | null;
-  sender: string;
-  recipient: string | null;
-  body: string;
-  created_at: Date;
-}
+type MessageRow = Omit<Message, "created_at"> & { created_at: Date };
 
 const COLUMNS = "m.id::text AS id, m.channel_id, m.room_guid, m.sender, m.recipient, m.body, m.created_at";
 
