@@ -18,6 +18,8 @@ export interface AppOptions {
   config: Config;
   log: Logger;
   authenticator: Authenticator;
+  /** Runs before authentication on every authenticated route. */
+  authGuard: RequestHandler;
   modules: RouteModule[];
   version: string;
 }
@@ -25,7 +27,7 @@ export interface AppOptions {
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** The Express app: cross-cutting middleware, module routers, OpenAPI, one error handler. */
-export function createApp({ config, log, authenticator, modules, version }: AppOptions): Express {
+export function createApp({ config, log, authenticator, authGuard, modules, version }: AppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", config.trustProxy);
@@ -47,7 +49,7 @@ export function createApp({ config, log, authenticator, modules, version }: AppO
   app.use(express.json({ limit: config.maxBodyBytes, strict: false }));
 
   const registry = createRegistry();
-  const api = new Api(registry, authenticator);
+  const api = new Api(registry, authenticator, authGuard);
   for (const register of modules) register(api);
   app.use(api.router);
 

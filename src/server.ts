@@ -73,6 +73,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     config,
     log,
     authenticator: sessions,
+    authGuard: createCredentialRateLimiter(config.rateLimitAuthPerMinute, { failuresOnly: true }),
     version: VERSION,
     modules: [
       (api) => registerPlatformRoutes(api, dataSource, metrics),

@@ -74,6 +74,8 @@ export class Api {
   constructor(
     private readonly registry: OpenAPIRegistry,
     private readonly authenticator: Authenticator,
+    /** Runs before authentication on every authenticated route (the failed-auth limiter). */
+    private readonly authGuard: RequestHandler = (_req, _res, next) => next(),
   ) {}
 
   route<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode>(
@@ -93,7 +95,8 @@ export class Api {
       }
       await handler({ params, query, body, auth, req, res } as HandlerInput<P, Q, B, A>);
     };
-    this.router[spec.method](spec.path, ...(spec.before ?? []), run);
+    const guards = spec.auth === "required" ? [this.authGuard] : [];
+    this.router[spec.method](spec.path, ...(spec.before ?? []), ...guards, run);
   }
 
   private async authenticate(req: Request, queryToken: boolean): Promise<AuthContext> {
