@@ -41,6 +41,10 @@ export function createApp({ config, log, authenticator, authGuard, modules, vers
         res.setHeader("X-Request-Id", id);
         return id;
       },
+      // Server-Sent Events URLs may carry ?access_token=: never log it.
+      serializers: {
+        req: (req: { url?: string }) => ({ ...req, url: req.url?.replace(/([?&]access_token=)[^&]*/g, "$1[redacted]") }),
+      },
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
     }),
   );

@@ -22,17 +22,25 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
 
   let stopping = false;
+  const readyWorkers = new Set<number>();
   const fork = (): Worker => cluster.fork();
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
+    if (!readyWorkers.has(worker.id)) {
+      // It failed while starting: another would fail the same way.
+      log.fatal({ worker: worker.process.pid, code, signal }, "a worker failed to start; stopping");
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill("SIGTERM");
+      process.exit(1);
+    }
     log.error({ worker: worker.process.pid, code, signal }, "worker died; starting another");
     setTimeout(fork, 1000);
   });
 
   const ready = new Promise<void>((resolve) => {
-    let listening = 0;
-    cluster.on("message", (_worker, message: { type?: string }) => {
-      if (message?.type === "convene:ready" && ++listening === config.processes) resolve();
+    cluster.on("message", (worker, message: { type?: string }) => {
+      if (message?.type !== "convene:ready") return;
+      readyWorkers.add(worker.id);
+      if (readyWorkers.size === config.processes) resolve();
     });
   });
   for (let i = 0; i < config.processes; i++) fork();

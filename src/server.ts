@@ -11,7 +11,7 @@ import type { Logger } from "./logger";
 import { registerAccountsRoutes } from "./modules/accounts/accounts.routes";
 import { AccountsService } from "./modules/accounts/accounts.service";
 import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
-import { SessionService } from "./modules/accounts/sessions.service";
+import { ACCOUNTS_TOPIC, SessionService, type AccountsEvent } from "./modules/accounts/sessions.service";
 import { registerChatRoutes } from "./modules/chat/chat.routes";
 import { deleteDirectMessages, ChatService } from "./modules/chat/chat.service";
 import { chatSocketModule } from "./modules/chat/chat.socket";
@@ -64,7 +64,9 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   const eventStreams = new EventStreams({
     heartbeatSeconds: config.sseHeartbeatSeconds,
     bufferLimitBytes: config.clientBufferLimitBytes,
+    revokedSince: (auth, since) => sessions.revokedSince(auth, since),
   });
+  await bus.subscribe(ACCOUNTS_TOPIC, (event) => eventStreams.endFor(event as AccountsEvent));
 
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
@@ -83,6 +85,9 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   });
 
   const httpServer = http.createServer(app);
+  // Counted here rather than read from the server's "close" event: a cluster worker
+  // receives its connections from the primary and never listens itself.
+  const inFlight = countRequests(httpServer);
   // Slow or stalled clients must not hold a socket forever.
   httpServer.headersTimeout = 30_000;
   httpServer.requestTimeout = 0; // long uploads and streams; idle sockets time out below
@@ -120,16 +125,35 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     },
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => httpServer.once("close", () => resolve()));
         eventStreams.closeAll();
         // Disconnects every socket and stops the HTTP server accepting.
         void io.close();
         httpServer.closeIdleConnections();
-        const grace = setTimeout(() => httpServer.closeAllConnections(), config.shutdownGraceSeconds * 1000);
-        await stopped;
+        let grace: NodeJS.Timeout | undefined;
+        await Promise.race([
+          inFlight.drained(),
+          new Promise<void>((resolve) => (grace = setTimeout(resolve, config.shutdownGraceSeconds * 1000))),
+        ]);
         clearTimeout(grace);
+        httpServer.closeAllConnections();
       })();
       return closing;
     },
+  };
+}
+
+/** Requests that have not finished yet; `drained` resolves when there are none. */
+function countRequests(server: http.Server) {
+  let open = 0;
+  const waiters: Array<() => void> = [];
+  server.on("request", (_req, res: http.ServerResponse) => {
+    open += 1;
+    res.once("close", () => {
+      open -= 1;
+      if (open === 0) for (const resolve of waiters.splice(0)) resolve();
+    });
+  });
+  return {
+    drained: () => (open === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
   };
 }

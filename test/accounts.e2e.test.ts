@@ -50,6 +50,21 @@ describe("register", () => {
     expect(res.body.errors.map((e: { field: string }) => e.field)).toContain(field);
   });
 
+  it("refuses NUL characters and a JSON null body with 400, never 500", async () => {
+    expectProblem(await t.http.post("/auth/login").send({ username: "a\u0000b", password: "secret123" }), 400);
+    expectProblem(await t.http.post("/auth/register").send({ username: "nul_user", password: "secret\u0000123" }), 400);
+    expectProblem(await t.http.get("/users/me").set("Authorization", basic("a\u0000b", "pw")), 401);
+    expectProblem(await t.http.get("/users").query({ cursor: Buffer.from(JSON.stringify(["\u0000"])).toString("base64url") }), 400);
+    expectProblem(await t.http.post("/auth/login").set("Content-Type", "application/json").send("null"), 400);
+  });
+
+  it("counts every character of a long password (no 72-byte bcrypt truncation)", async () => {
+    const password = "a".repeat(72) + "XYZ";
+    const { username } = await registerUser(t, uniqueName("long"), password);
+    expectProblem(await t.http.post("/auth/login").send({ username, password: "a".repeat(72) + "other" }), 401);
+    expect((await t.http.post("/auth/login").send({ username, password })).status).toBe(200);
+  });
+
   it("answers malformed JSON with 400, a wrong media type with 415, a huge body with 413", async () => {
     const malformed = await t.http.post("/auth/register").set("Content-Type", "application/json").send('{"username": ');
     expectProblem(malformed, 400);

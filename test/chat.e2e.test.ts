@@ -119,6 +119,11 @@ describe("channel messages", () => {
     expect((await t.http.post(`/chat/rooms/${channel.id}/messages`).set(auth(alice)).send({ body: "x".repeat(4001) })).status).toBe(400);
     expect((await t.http.post(`/chat/rooms/${channel.id}/messages`).set(auth(alice)).send({ body: 42 })).status).toBe(400);
     expect((await t.http.post(`/chat/rooms/${channel.id}/messages`).set(auth(alice)).send({ body: "x".repeat(4000) })).status).toBe(201);
+    expect((await t.http.post(`/chat/rooms/${channel.id}/messages`).set(auth(alice)).send({ body: "a\u0000b" })).status).toBe(400);
+    expect((await t.http.post("/chat/rooms").set(auth(alice)).send({ name: "x\u0000y" })).status).toBe(400);
+    // Lengths count characters: 4000 emoji are 4000 characters.
+    expect((await t.http.post(`/chat/rooms/${channel.id}/messages`).set(auth(alice)).send({ body: "😀".repeat(4000) })).status).toBe(201);
+    expect((await t.http.post(`/chat/rooms/${channel.id}/messages`).set(auth(alice)).send({ body: "😀".repeat(4001) })).status).toBe(400);
     const unknown = "00000000-0000-4000-8000-000000000000";
     expect((await t.http.post(`/chat/rooms/${unknown}/messages`).set(auth(alice)).send({ body: "hi" })).status).toBe(404);
     expect((await t.http.get(`/chat/rooms/${unknown}/messages`).set(auth(alice))).status).toBe(404);
@@ -208,6 +213,15 @@ describe("Server-Sent Events", () => {
     expect((await sse(`/chat/subscribe?access_token=garbage`).ready).statusCode).toBe(401);
   });
 
+  it("ends the streams of a session that logs out", async () => {
+    const ivy = await registerUser(t, uniqueName("ivy"));
+    const stream = sse(`/chat/subscribe?access_token=${ivy.token}`);
+    const res = await stream.ready;
+    const ended = new Promise((resolve) => res.once("end", resolve));
+    expect((await t.http.post("/auth/logout").set(auth(ivy))).status).toBe(204);
+    await ended;
+  });
+
   it("sends heartbeats on an idle stream", async () => {
     const channel = await createChannel();
     const res = await new Promise<import("node:http").IncomingMessage>((resolve) =>
@@ -277,6 +291,31 @@ describe("Socket.IO", () => {
     expect(received.items.map((m) => m.id)).toEqual([m2.id, m3.id]);
     const m4 = await post(channel.id, "d");
     expect((await received.next(3)).map((m) => m.id)).toEqual([m2.id, m3.id, m4.id]);
+  });
+
+  it("applies concurrent subscribes and unsubscribes in order, without duplicates", async () => {
+    const channel = await createChannel();
+    const socket = await socketFor(bob);
+    const received = collect(socket, "chat:message");
+    const acks = await Promise.all([
+      emitWithAck(socket, "chat:subscribe", { channel_id: channel.id }),
+      emitWithAck(socket, "chat:subscribe", { channel_id: channel.id }),
+    ]);
+    expect(acks.every((a) => a.ok)).toBe(true);
+    const m1 = await post(channel.id, "once");
+    expect((await received.next(1)).map((m) => m.id)).toEqual([m1.id]);
+
+    await Promise.all([
+      emitWithAck(socket, "chat:subscribe", { channel_id: channel.id }),
+      emitWithAck(socket, "chat:unsubscribe", { channel_id: channel.id }),
+    ]);
+    const other = await socketFor(alice);
+    const control = collect(other, "chat:message");
+    await emitWithAck(other, "chat:subscribe", { channel_id: channel.id });
+    await post(channel.id, "after unsubscribe");
+    await control.next(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.items).toHaveLength(1);
   });
 
   it("acknowledges errors with a status", async () => {

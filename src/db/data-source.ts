@@ -83,9 +83,14 @@ async function migrate(dataSource: DataSource, lock: boolean): Promise<void> {
   }
 }
 
+/** The SQLSTATE of a Postgres error, from TypeORM's QueryFailedError or the driver's own. */
+export function postgresCode(error: unknown): string | undefined {
+  const e = error as { driverError?: { code?: unknown }; code?: unknown } | null;
+  const code = e?.driverError?.code ?? e?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
 /** True when the error is Postgres' unique violation (23505). */
 export function isUniqueViolation(error: unknown): boolean {
-  const code = (error as { driverError?: { code?: string }; code?: string })?.driverError?.code
-    ?? (error as { code?: string })?.code;
-  return code === "23505";
+  return postgresCode(error) === "23505";
 }

@@ -91,7 +91,8 @@ export class Api {
       if (spec.body) {
         if (hasBody(req) && !req.is("application/json"))
           throw new HttpError(415, "The request body must be application/json.");
-        body = this.parse(spec.body, req.body ?? {}, "body");
+        // No body at all reads as {} so the schema names the missing fields; a JSON null stays null.
+        body = this.parse(spec.body, hasBody(req) ? req.body : {}, "body");
       }
       await handler({ params, query, body, auth, req, res } as HandlerInput<P, Q, B, A>);
     };

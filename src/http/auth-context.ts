@@ -5,6 +5,10 @@ export interface AuthContext {
   user: UserEntity;
   /** The bearer token's session; null for HTTP Basic. */
   sessionId: string | null;
+  /** When the bearer token expires (ms since the epoch); null for HTTP Basic. */
+  expiresAt: number | null;
+  /** When these credentials were checked (ms since the epoch). */
+  checkedAt: number;
 }
 
 export interface Credentials {

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from "express";
-import { isUniqueViolation } from "../db/data-source";
+import { isUniqueViolation, postgresCode } from "../db/data-source";
 import { HttpError, problem, type ProblemDetails } from "./errors";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
@@ -31,6 +31,10 @@ export function createErrorHandler(log: { error: (obj: object, msg: string) => v
       body = error.toProblem();
     } else if (isUniqueViolation(error)) {
       body = problem(409, "The resource conflicts with one that already exists.");
+    } else if (postgresCode(error) === "23503") {
+      body = problem(409, "The request refers to something that no longer exists.");
+    } else if (["22021", "22P05", "22001"].includes(postgresCode(error) ?? "")) {
+      body = problem(400, "The request holds text the database cannot store.");
     } else {
       body = fromBodyParser(error ?? {}) ?? problem(500, "An unexpected error occurred; it has been logged.");
       if (body.status >= 500) log.error({ err: error, reqId: req.id }, "unhandled error");

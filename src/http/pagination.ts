@@ -13,7 +13,8 @@ export function encodeCursor(key: unknown[]): string {
 export function decodeCursor(cursor: string, arity: number): string[] {
   try {
     const key: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (Array.isArray(key) && key.length === arity && key.every((k) => typeof k === "string")) return key as string[];
+    if (Array.isArray(key) && key.length === arity && key.every((k) => typeof k === "string" && k.length <= 200 && !k.includes("\u0000")))
+      return key as string[];
   } catch {
     // fall through to the 400 below
   }

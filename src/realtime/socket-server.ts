@@ -14,6 +14,10 @@ export interface SocketData {
   auth: AuthContext;
   /** Stream key → the function that stops relaying it to this socket. */
   streams: Map<string, () => void>;
+  /** Stream key → the last follow/unfollow queued for it, so they apply in order. */
+  changes: Map<string, Promise<void>>;
+  /** Cancels the replays still running when the socket goes. */
+  gone: AbortController;
 }
 
 export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
@@ -70,23 +74,45 @@ export class SocketRelay {
     private readonly bufferLimitBytes: number,
   ) {}
 
-  /** Starts (or restarts, replaying after `after`) relaying a stream to the socket as `event`. */
-  async follow(socket: AppSocket, key: string, event: string, after?: string): Promise<void> {
-    this.unfollow(socket, key);
-    const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), after);
-    if (socket.disconnected) stop();
-    else socket.data.streams.set(key, stop);
+  /**
+   * Starts (or restarts, replaying after `after`) relaying a stream to the socket as
+   * `event`. `check` (may the socket follow it?) runs in turn with the socket's other
+   * changes to that stream, so they apply in the order the client asked.
+   */
+  follow(socket: AppSocket, key: string, event: string, after?: string, check?: () => Promise<void>): Promise<void> {
+    return this.change(socket, key, async () => {
+      await check?.();
+      this.stop(socket, key);
+      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), after, socket.data.gone.signal);
+      if (socket.disconnected) stop();
+      else socket.data.streams.set(key, stop);
+    });
   }
 
-  unfollow(socket: AppSocket, key: string): boolean {
-    const stop = socket.data.streams.get(key);
-    stop?.();
-    return socket.data.streams.delete(key);
+  unfollow(socket: AppSocket, key: string): Promise<void> {
+    return this.change(socket, key, async () => this.stop(socket, key));
   }
 
   unfollowAll(socket: AppSocket): void {
+    socket.data.gone.abort();
     for (const stop of socket.data.streams.values()) stop();
     socket.data.streams.clear();
+  }
+
+  private stop(socket: AppSocket, key: string): void {
+    socket.data.streams.get(key)?.();
+    socket.data.streams.delete(key);
+  }
+
+  /** Runs the change after those already queued for the same stream on this socket. */
+  private change(socket: AppSocket, key: string, step: () => Promise<void>): Promise<void> {
+    const run = (socket.data.changes.get(key) ?? Promise.resolve()).then(step);
+    const settled = run.catch(() => undefined);
+    socket.data.changes.set(key, settled);
+    void settled.then(() => {
+      if (socket.data.changes.get(key) === settled) socket.data.changes.delete(key);
+    });
+    return run;
   }
 
   emit(socket: AppSocket, event: string, payload: Message | object): void {
@@ -136,7 +162,7 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
     if (typeof token !== "string" || token === "") return next(new Error("unauthorized"));
     try {
       const auth = await sessions.verifyBearer(token);
-      Object.assign(socket.data, { auth, streams: new Map() } satisfies SocketData);
+      Object.assign(socket.data, { auth, streams: new Map(), changes: new Map(), gone: new AbortController() } satisfies SocketData);
       next();
     } catch {
       next(new Error("unauthorized"));
@@ -145,9 +171,18 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
 
   io.on("connection", (raw) => {
     const socket = raw as AppSocket;
-    const { user, sessionId } = socket.data.auth;
+    const { user, sessionId, expiresAt, checkedAt } = socket.data.auth;
     void socket.join([`user:${user.id}`, `session:${sessionId}`]);
-    socket.on("disconnect", () => sockets.unfollowAll(socket));
+    // A logout between the handshake and joining those rooms was not seen by them.
+    if (sessions.revokedSince(socket.data.auth, checkedAt)) {
+      socket.disconnect(true);
+      return;
+    }
+    const expiry = expiresAt ? setTimeout(() => socket.disconnect(true), Math.min(expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
+    socket.on("disconnect", () => {
+      clearTimeout(expiry);
+      sockets.unfollowAll(socket);
+    });
     for (const register of options.modules) register(socket, sockets);
     sockets.follow(socket, dmStream(user.id), "dm:message").catch((error: unknown) => {
       log.error({ err: error }, "could not relay direct messages to a socket");

@@ -1,12 +1,18 @@
 import type { Request, Response } from "express";
+import type { AuthContext } from "../http/auth-context";
 import { HttpError } from "../http/errors";
+import { endsConnection, type AccountsEvent } from "../modules/accounts/sessions.service";
 import { MessageIdSchema } from "../modules/messaging/messaging.schemas";
 
 export interface EventStream {
   /** Sends one event; `data` is already JSON. Drops a client that stopped reading. */
   send(id: string, event: string, data: string): void;
   onClose(callback: () => void): void;
-  readonly closed: boolean;
+}
+
+interface OpenStream {
+  auth: AuthContext;
+  close(): void;
 }
 
 /**
@@ -14,9 +20,16 @@ export interface EventStream {
  * leave buffered, and the list of open streams so shutdown can end them.
  */
 export class EventStreams {
-  private readonly open = new Set<Response>();
+  private readonly open = new Set<OpenStream>();
 
-  constructor(private readonly options: { heartbeatSeconds: number; bufferLimitBytes: number }) {}
+  constructor(
+    private readonly options: {
+      heartbeatSeconds: number;
+      bufferLimitBytes: number;
+      /** Whether the credentials were revoked after they were checked. */
+      revokedSince: (auth: AuthContext, since: number) => boolean;
+    },
+  ) {}
 
   /** The id to replay after: `Last-Event-ID` (what EventSource sends on reconnect) or `?after=`. */
   static resumeFrom(req: Request, after: string | undefined): string | undefined {
@@ -30,7 +43,8 @@ export class EventStreams {
     return after;
   }
 
-  start(req: Request, res: Response): EventStream {
+  /** Starts the stream for a caller; it ends when their session ends or their token expires. */
+  start(req: Request, res: Response, auth: AuthContext): EventStream {
     res.status(200);
     res.setHeader("Content-Type", "text/event-stream; charset=utf-8");
     res.setHeader("Cache-Control", "no-cache, no-transform");
@@ -44,15 +58,20 @@ export class EventStreams {
     const callbacks: Array<() => void> = [];
     let closed = false;
     const heartbeat = setInterval(() => res.write(": heartbeat\n\n"), this.options.heartbeatSeconds * 1000);
+    const expiry = auth.expiresAt ? setTimeout(() => res.end(), Math.min(auth.expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
+    const entry: OpenStream = { auth, close: () => res.end() };
     const close = () => {
       if (closed) return;
       closed = true;
       clearInterval(heartbeat);
-      this.open.delete(res);
+      clearTimeout(expiry);
+      this.open.delete(entry);
       for (const callback of callbacks) callback();
     };
-    this.open.add(res);
+    this.open.add(entry);
     res.on("close", close);
+    // A logout that happened since the credentials were checked has been missed by endFor.
+    if (this.options.revokedSince(auth, auth.checkedAt)) res.end();
 
     const limit = this.options.bufferLimitBytes;
     return {
@@ -70,10 +89,13 @@ export class EventStreams {
         if (closed) callback();
         else callbacks.push(callback);
       },
-      get closed() {
-        return closed;
-      },
     };
+  }
+
+  /** Ends the streams of sessions that the event ends. */
+  endFor(event: AccountsEvent): void {
+    for (const stream of this.open)
+      if (endsConnection(event, stream.auth.user.id, stream.auth.sessionId)) stream.close();
   }
 
   get size(): number {
@@ -81,6 +103,6 @@ export class EventStreams {
   }
 
   closeAll(): void {
-    for (const res of this.open) res.end();
+    for (const stream of this.open) stream.close();
   }
 }

@@ -9,7 +9,9 @@ interface StreamState {
   /** Id of the last message delivered to this process' listeners; null until read from the database. */
   last: bigint | null;
   listeners: Set<Listener>;
-  /** Everything touching the stream runs in this chain, one step at a time. */
+  /** listen() calls still replaying: the state must outlive them. */
+  joining: number;
+  /** Live delivery, repairs and the end of each replay run in this chain, one step at a time. */
   chain: Promise<void>;
 }
 
@@ -19,9 +21,10 @@ const REPLAY_PAGE = 500;
  * Delivers each stream's messages to this process' listeners exactly once and in id
  * order, whatever the bus does. Every message event names the id it follows in each
  * stream; when that is not the last one delivered here (an event lost or overtaken on
- * the way), the missing messages are read from the database first. Replays for
- * reconnecting clients run in the same per-stream chain, so none is skipped or doubled
- * at the seam between history and live delivery.
+ * the way), the missing messages are read from the database first. A reconnecting
+ * client's replay reads the bulk of its history beside live delivery, then its tail and
+ * its joining in the stream's chain, so nothing is skipped or doubled at the seam and
+ * other listeners are not held up.
  */
 export class StreamRelay {
   private readonly streams = new Map<string, StreamState>();
@@ -38,29 +41,44 @@ export class StreamRelay {
 
   /**
    * Adds a listener to a stream. With `after`, it first receives the messages committed
-   * after that id. Resolves with the function that removes it.
+   * after that id. Resolves with the function that removes it; `signal` cancels a replay.
    */
-  async listen(key: string, listener: Listener, after?: string): Promise<() => void> {
+  async listen(key: string, listener: Listener, after?: string, signal?: AbortSignal): Promise<() => void> {
     let stream = this.streams.get(key);
     if (!stream) {
-      stream = { last: null, listeners: new Set(), chain: Promise.resolve() };
+      stream = { last: null, listeners: new Set(), joining: 0, chain: Promise.resolve() };
       this.streams.set(key, stream);
     }
     const state = stream;
+    let attached: Listener | null = null;
     const remove = () => {
-      state.listeners.delete(listener);
-      if (state.listeners.size === 0 && this.streams.get(key) === state) this.streams.delete(key);
+      if (attached) state.listeners.delete(attached);
+      if (state.listeners.size === 0 && state.joining === 0 && this.streams.get(key) === state) this.streams.delete(key);
     };
+    state.joining += 1;
     try {
+      // Messages committed before this point are history; later ones arrive as events.
       await this.enqueue(key, state, async () => {
-        // Messages committed before this point are history; later ones arrive as events.
         state.last ??= BigInt(await this.messaging.lastId(key));
-        if (after !== undefined) await this.replay(key, BigInt(after), state.last, [listener]);
-        state.listeners.add(listener);
       });
-    } catch (error) {
-      remove();
-      throw error;
+      let cursor = after === undefined ? undefined : BigInt(after);
+      if (cursor !== undefined) cursor = await this.replay(key, cursor, state.last!, [listener], signal);
+      await this.enqueue(key, state, async () => {
+        if (signal?.aborted) return;
+        if (cursor !== undefined) cursor = await this.replay(key, cursor, state.last!, [listener], signal);
+        // A client that claims to have seen ids beyond the stream's end gets none of those again.
+        const floor = cursor !== undefined && cursor > state.last! ? cursor : null;
+        attached =
+          floor === null
+            ? listener
+            : (message, json) => {
+                if (BigInt(message.id) > floor) listener(message, json);
+              };
+        state.listeners.add(attached);
+      });
+    } finally {
+      state.joining -= 1;
+      if (!attached) remove();
     }
     return remove;
   }
@@ -85,15 +103,19 @@ export class StreamRelay {
     }
   }
 
-  /** Sends the stream's messages with after < id <= upTo to the listeners. */
-  private async replay(key: string, after: bigint, upTo: bigint, listeners: Listener[]): Promise<void> {
+  /**
+   * Sends the stream's messages with after < id <= upTo to the listeners, page by page
+   * until done or cancelled. Returns the id it got to.
+   */
+  private async replay(key: string, after: bigint, upTo: bigint, listeners: Listener[], signal?: AbortSignal): Promise<bigint> {
     let cursor = after;
-    while (cursor < upTo) {
+    while (cursor < upTo && !signal?.aborted) {
       const page = await this.messaging.between(key, cursor.toString(), upTo.toString(), REPLAY_PAGE);
       for (const message of page) this.deliver(listeners, message, JSON.stringify(message));
-      if (page.length < REPLAY_PAGE) break;
+      if (page.length < REPLAY_PAGE) return upTo;
       cursor = BigInt(page[page.length - 1].id);
     }
+    return cursor;
   }
 
   private deliver(listeners: Iterable<Listener>, message: Message, json: string): void {

@@ -1,4 +1,4 @@
-import { pageOf } from "../../http/schemas";
+import { pageOf, text } from "../../http/schemas";
 import { z } from "../../http/zod";
 
 export const UsernameSchema = z
@@ -6,17 +6,17 @@ export const UsernameSchema = z
   .regex(/^[A-Za-z0-9_.-]{3,32}$/, "3-32 characters of A-Z a-z 0-9 _ . -")
   .openapi({ example: "alice" });
 
-export const NewPasswordSchema = z.string().min(8, "at least 8 characters").max(128, "at most 128 characters");
+export const NewPasswordSchema = text(8, 128);
 /** Login accepts any stored password, including a short configured admin password. */
-const AnyPasswordSchema = z.string().min(1).max(128);
-const MobileTokenSchema = z.string().min(1).max(512);
+const AnyPasswordSchema = text(1, 128);
+const MobileTokenSchema = text(1, 512);
 
 export const RegisterBody = z
   .strictObject({ username: UsernameSchema, password: NewPasswordSchema, mobile_token: MobileTokenSchema.optional() })
   .openapi("RegisterRequest");
 
 export const LoginBody = z
-  .strictObject({ username: z.string().min(1).max(64), password: AnyPasswordSchema })
+  .strictObject({ username: text(1, 64), password: AnyPasswordSchema })
   .openapi("LoginRequest");
 
 export const UpdateUserBody = z

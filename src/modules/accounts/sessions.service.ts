@@ -29,13 +29,18 @@ export interface SessionServiceOptions {
 }
 
 const JWT_ALGORITHM = "HS256";
+
+/**
+ * bcrypt reads only the first 72 bytes of its input, and passwords may be 128 characters
+ * (up to 512 bytes): hashing them first makes every character count.
+ */
+function prehash(password: string): string {
+  return createHash("sha256").update(password, "utf8").digest("base64");
+}
 /** How long a verified bearer session is trusted without asking the database again. */
 const SESSION_CACHE_MS = 10_000;
 
-interface CachedAuth {
-  user: UserEntity;
-  sessionId: string | null;
-}
+type CachedAuth = Pick<AuthContext, "user" | "sessionId">;
 
 /**
  * Tokens, sessions and credential checks. A bearer token is a JWT naming a session row;
@@ -46,6 +51,11 @@ interface CachedAuth {
 export class SessionService implements Authenticator {
   private readonly bearerCache = new LRUCache<string, CachedAuth>({ max: 100_000, ttl: SESSION_CACHE_MS });
   private readonly basicCache: LRUCache<string, CachedAuth> | null;
+  /**
+   * What ended or changed lately, and when: a verification that was reading the database
+   * while it happened must not be trusted or cached.
+   */
+  private readonly recentEnds = new LRUCache<string, { at: number; keep: string | null }>({ max: 100_000, ttl: 2 * SESSION_CACHE_MS });
   private readonly dummyHash: string;
 
   constructor(private readonly options: SessionServiceOptions) {
@@ -62,12 +72,12 @@ export class SessionService implements Authenticator {
   }
 
   hashPassword(password: string): Promise<string> {
-    return bcrypt.hash(password, this.options.bcryptRounds);
+    return bcrypt.hash(prehash(password), this.options.bcryptRounds);
   }
 
   /** Same work whether or not the user exists, so timing does not reveal which. */
   async checkPassword(user: UserEntity | null, password: string): Promise<boolean> {
-    const matches = await bcrypt.compare(password, user?.passwordHash ?? this.dummyHash);
+    const matches = await bcrypt.compare(prehash(password), user?.passwordHash ?? this.dummyHash);
     return user !== null && matches;
   }
 
@@ -102,7 +112,9 @@ export class SessionService implements Authenticator {
     return { kind: "sessions_ended", userId, keep };
   }
 
+  /** Applies the event to this process at once, then tells the others. */
   publish(event: AccountsEvent): Promise<void> {
+    this.forget(event);
     return this.options.bus.publish(ACCOUNTS_TOPIC, event);
   }
 
@@ -119,30 +131,35 @@ export class SessionService implements Authenticator {
 
   /** Verifies a bearer token; used by the Socket.IO handshake as well. */
   async verifyBearer(token: string): Promise<AuthContext> {
+    const checkedAt = Date.now();
     let claims: jwt.JwtPayload;
     try {
       claims = jwt.verify(token, this.options.jwtSecret, { algorithms: [JWT_ALGORITHM] }) as jwt.JwtPayload;
     } catch {
       throw unauthorized("The bearer token is invalid or has expired.");
     }
-    const sessionId = claims.jti;
-    if (typeof sessionId !== "string" || typeof claims.sub !== "string")
+    const { jti: sessionId, sub: userId, exp } = claims;
+    if (typeof sessionId !== "string" || typeof userId !== "string" || typeof exp !== "number")
       throw unauthorized("The bearer token is invalid or has expired.");
+    const expiresAt = exp * 1000;
     const cached = this.bearerCache.get(sessionId);
-    if (cached) return cached;
+    if (cached) return { ...cached, expiresAt, checkedAt };
     const user = await this.options.dataSource
       .getRepository(UserEntity)
       .createQueryBuilder("u")
       .innerJoin(SessionEntity, "s", "s.user_id = u.id")
-      .where("s.id = :sessionId AND s.expires_at > now() AND u.id = :userId", { sessionId, userId: claims.sub })
+      .where("s.id = :sessionId AND s.expires_at > now() AND u.id = :userId", { sessionId, userId })
       .getOne();
     if (!user) throw unauthorized("The session has ended; sign in again.");
-    const auth = { user, sessionId };
-    this.bearerCache.set(sessionId, auth);
+    const auth: AuthContext = { user, sessionId, expiresAt, checkedAt };
+    // The session may have ended while the row was being read.
+    if (this.revokedSince(auth, checkedAt)) throw unauthorized("The session has ended; sign in again.");
+    if (!this.changedSince(userId, checkedAt)) this.bearerCache.set(sessionId, { user, sessionId });
     return auth;
   }
 
   private async verifyBasic(encoded: string): Promise<AuthContext> {
+    const checkedAt = Date.now();
     const decoded = Buffer.from(encoded, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     if (colon < 1) throw unauthorized("Basic credentials must be base64(username:password).");
@@ -150,9 +167,10 @@ export class SessionService implements Authenticator {
     const password = decoded.slice(colon + 1);
     const cacheKey = createHash("sha256").update(`${username.toLowerCase()}\0${password}`).digest("base64");
     const cached = this.basicCache?.get(cacheKey);
-    if (cached) return cached;
+    if (cached) return { ...cached, expiresAt: null, checkedAt };
+    // Names that could not have been registered are unknown users, not database errors.
     const user =
-      username.length <= 32 && password.length <= 128
+      /^[A-Za-z0-9_.-]{3,32}$/.test(username) && password.length <= 128
         ? await this.options.dataSource
             .getRepository(UserEntity)
             .createQueryBuilder("u")
@@ -160,21 +178,51 @@ export class SessionService implements Authenticator {
             .getOne()
         : null;
     const passwordMatches = await this.checkPassword(user, password);
-    if (!user || !passwordMatches) throw unauthorized("Invalid username or password.");
-    const auth = { user, sessionId: null };
-    this.basicCache?.set(cacheKey, auth);
-    return auth;
+    if (!user || !passwordMatches || this.changedSince(user.id, checkedAt)) throw unauthorized("Invalid username or password.");
+    this.basicCache?.set(cacheKey, { user, sessionId: null });
+    return { user, sessionId: null, expiresAt: null, checkedAt };
+  }
+
+  /** True when the session of `auth` ended (logout, password change, deletion) after `since`. */
+  revokedSince(auth: Pick<AuthContext, "user" | "sessionId">, since: number): boolean {
+    const session = auth.sessionId ? this.recentEnds.get(`session:${auth.sessionId}`) : undefined;
+    if (session && session.at >= since) return true;
+    const user = this.recentEnds.get(`user:${auth.user.id}`);
+    return user !== undefined && user.at >= since && user.keep !== auth.sessionId;
+  }
+
+  private changedSince(userId: string, since: number): boolean {
+    const changed = this.recentEnds.get(`changed:${userId}`);
+    return changed !== undefined && changed.at >= since;
   }
 
   private forget(event: AccountsEvent): void {
+    const at = Date.now();
     if (event.kind === "session_ended") {
       this.bearerCache.delete(event.sessionId);
+      this.recentEnds.set(`session:${event.sessionId}`, { at, keep: null });
       return;
     }
+    this.recentEnds.set(`changed:${event.userId}`, { at, keep: null });
     const keep = event.kind === "sessions_ended" ? event.keep : null;
+    if (event.kind !== "user_changed") this.recentEnds.set(`user:${event.userId}`, { at, keep });
     for (const [key, auth] of this.bearerCache.entries())
-      if (auth.user.id === event.userId && (event.kind === "user_changed" ? true : key !== keep)) this.bearerCache.delete(key);
+      if (auth.user.id === event.userId && (event.kind === "user_changed" || key !== keep)) this.bearerCache.delete(key);
     if (this.basicCache)
       for (const [key, auth] of this.basicCache.entries()) if (auth.user.id === event.userId) this.basicCache.delete(key);
+  }
+}
+
+/** Whether an accounts event ends the connection of a user signed in with `sessionId` (null: HTTP Basic). */
+export function endsConnection(event: AccountsEvent, userId: string, sessionId: string | null): boolean {
+  switch (event.kind) {
+    case "session_ended":
+      return event.sessionId === sessionId;
+    case "sessions_ended":
+      return event.userId === userId && event.keep !== sessionId;
+    case "user_deleted":
+      return event.userId === userId;
+    default:
+      return false;
   }
 }

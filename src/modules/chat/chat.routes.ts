@@ -1,7 +1,6 @@
-import type { Request, Response } from "express";
 import type { Api } from "../../http/api";
 import { absoluteUrl } from "../../http/urls";
-import { EventStreams } from "../../realtime/sse";
+import { EventStreams, type EventStream } from "../../realtime/sse";
 import type { StreamRelay } from "../../realtime/stream-relay";
 import { UsernameParams } from "../accounts/accounts.schemas";
 import { HistoryQuerySchema, MessagePageSchema, MessageSchema, PostMessageBody, StreamQuerySchema, toHistoryQuery } from "../messaging/messaging.schemas";
@@ -74,10 +73,10 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       params: ChannelParams, query: StreamQuerySchema,
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after", 404: "No such channel" },
     },
-    async ({ params, query, req, res }) => {
+    async ({ auth, params, query, req, res }) => {
       const after = EventStreams.resumeFrom(req, query.after);
       await chat.getChannel(params.id);
-      await follow(relay, streams, req, res, channelStream(params.id), after);
+      await follow(relay, streams.start(req, res, auth), channelStream(params.id), after);
     },
   );
 
@@ -112,14 +111,16 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after" },
     },
     async ({ auth, query, req, res }) => {
-      await follow(relay, streams, req, res, dmStream(auth.user.id), EventStreams.resumeFrom(req, query.after));
+      const after = EventStreams.resumeFrom(req, query.after);
+      await follow(relay, streams.start(req, res, auth), dmStream(auth.user.id), after);
     },
   );
 }
 
-/** Opens the event stream and relays the stream's messages into it until either side closes. */
-async function follow(relay: StreamRelay, streams: EventStreams, req: Request, res: Response, key: string, after: string | undefined) {
-  const stream = streams.start(req, res);
-  const stop = await relay.listen(key, (message, json) => stream.send(message.id, "message", json), after);
+/** Relays the stream's messages into the event stream until either side closes. */
+async function follow(relay: StreamRelay, stream: EventStream, key: string, after: string | undefined) {
+  const cancel = new AbortController();
+  stream.onClose(() => cancel.abort());
+  const stop = await relay.listen(key, (message, json) => stream.send(message.id, "message", json), after, cancel.signal);
   stream.onClose(stop);
 }

@@ -1,13 +1,9 @@
-import { pageOf, PageQuerySchema } from "../../http/schemas";
+import { pageOf, PageQuerySchema, text } from "../../http/schemas";
 import { z } from "../../http/zod";
 import { UsernameSchema } from "../accounts/accounts.schemas";
 import { HistoryQuerySchema, MessageBodySchema } from "../messaging/messaging.schemas";
 
-export const ChannelNameSchema = z
-  .string()
-  .min(1, "at least 1 character")
-  .max(100, "at most 100 characters")
-  .refine((name) => name.trim().length > 0, "must not be blank");
+export const ChannelNameSchema = text(1, 100).refine((name) => name.trim().length > 0, "must not be blank");
 
 export const CreateChannelBody = z.strictObject({ name: ChannelNameSchema }).openapi("CreateChannelRequest");
 

@@ -85,6 +85,11 @@ export class ChatService {
       sender: { id: sender.id, name: sender.username },
       recipient: { id: recipient.id, name: recipient.username },
       body,
+      authorize: async (manager) => {
+        // Holds off a concurrent deletion of the recipient until this message commits.
+        const rows: unknown[] = await manager.query(`SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE`, [recipient.id]);
+        if (rows.length === 0) throw notFound(`No user is named "${to}".`);
+      },
     });
   }
 

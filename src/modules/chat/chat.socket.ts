@@ -8,14 +8,15 @@ import type { ChatService } from "./chat.service";
 export function chatSocketModule(chat: ChatService, log: Logger): SocketModule {
   return (socket, sockets) => {
     onRequest(socket, "chat:subscribe", ChatSubscribePayload, log, async ({ channel_id, after }) => {
-      await chat.getChannel(channel_id);
       // Missed messages (after `after`) are emitted before this acknowledgement.
-      await sockets.follow(socket, channelStream(channel_id), "chat:message", after);
+      await sockets.follow(socket, channelStream(channel_id), "chat:message", after, async () => {
+        await chat.getChannel(channel_id);
+      });
       return { channel_id };
     });
 
     onRequest(socket, "chat:unsubscribe", ChatUnsubscribePayload, log, async ({ channel_id }) => {
-      sockets.unfollow(socket, channelStream(channel_id));
+      await sockets.unfollow(socket, channelStream(channel_id));
       return { channel_id };
     });
 

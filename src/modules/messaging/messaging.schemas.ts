@@ -1,4 +1,4 @@
-import { LimitSchema } from "../../http/schemas";
+import { LimitSchema, text } from "../../http/schemas";
 import { z } from "../../http/zod";
 
 /** A message id: the decimal string of a positive 64-bit integer. */
@@ -9,7 +9,7 @@ export const MessageIdSchema = z
   .refine((v) => v.length < 19 || (v.length === 19 && v <= "9223372036854775807"), "a message id (a 64-bit integer)")
   .openapi({ example: "1042" });
 
-export const MessageBodySchema = z.string().min(1, "at least 1 character").max(4000, "at most 4000 characters");
+export const MessageBodySchema = text(1, 4000);
 
 export const PostMessageBody = z.strictObject({ body: MessageBodySchema }).openapi("PostMessageRequest");
 

@@ -6,7 +6,6 @@
 export type StreamKind = "channel" | "room" | "dm";
 
 export const channelStream = (channelId: string) => `channel:${channelId}`;
-export const roomStream = (roomGuid: string) => `room:${roomGuid}`;
 export const dmStream = (userId: string) => `dm:${userId}`;
 
 export function streamKind(key: string): StreamKind {
