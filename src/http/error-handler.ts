@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler } from "express";
 import { isUniqueViolation, postgresCode } from "../db/data-source";
 import { HttpError, problem, type ProblemDetails } from "./errors";
 
+
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
 /** body-parser's errors carry `type` and `status`; they are the client's fault. */
@@ -23,26 +24,36 @@ function fromBodyParser(error: { type?: string; status?: number; limit?: number 
   }
 }
 
+/** pg-pool's error when no connection frees up in time: the server is overloaded, not broken. */
+const POOL_TIMEOUT = /timeout exceeded when trying to connect|Connection terminated due to connection timeout/;
+
+/**
+ * The problem details for any error, for HTTP answers and Socket.IO acks alike. Only a
+ * 500 is a bug; `unexpected` says so, so the caller logs it.
+ */
+export function toProblem(error: unknown): { problem: ProblemDetails; headers: Record<string, string>; unexpected: boolean } {
+  const answer = (p: ProblemDetails, headers: Record<string, string> = {}) => ({ problem: p, headers, unexpected: false });
+  if (error instanceof HttpError) return answer(error.toProblem(), error.headers);
+  if (isUniqueViolation(error)) return answer(problem(409, "The resource conflicts with one that already exists."));
+  const code = postgresCode(error);
+  if (code === "23503") return answer(problem(409, "The request refers to something that no longer exists."));
+  if (code === "22021" || code === "22P05" || code === "22001") return answer(problem(400, "The request holds text the database cannot store."));
+  if (error instanceof Error && POOL_TIMEOUT.test(error.message))
+    return answer(problem(503, "The server is too busy to answer now; try again shortly."), { "Retry-After": "1" });
+  const fromParser = fromBodyParser((error ?? {}) as { type?: string; status?: number; limit?: number });
+  if (fromParser) return answer(fromParser);
+  return { problem: problem(500, "An unexpected error occurred; it has been logged."), headers: {}, unexpected: true };
+}
+
 export function createErrorHandler(log: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {
   return (error, req, res, _next) => {
-    let body: ProblemDetails;
-    if (error instanceof HttpError) {
-      for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-      body = error.toProblem();
-    } else if (isUniqueViolation(error)) {
-      body = problem(409, "The resource conflicts with one that already exists.");
-    } else if (postgresCode(error) === "23503") {
-      body = problem(409, "The request refers to something that no longer exists.");
-    } else if (["22021", "22P05", "22001"].includes(postgresCode(error) ?? "")) {
-      body = problem(400, "The request holds text the database cannot store.");
-    } else {
-      body = fromBodyParser(error ?? {}) ?? problem(500, "An unexpected error occurred; it has been logged.");
-      if (body.status >= 500) log.error({ err: error, reqId: req.id }, "unhandled error");
-    }
+    const { problem: body, headers, unexpected } = toProblem(error);
+    if (unexpected) log.error({ err: error, reqId: req.id }, "unhandled error");
     if (res.headersSent) {
       res.destroy();
       return;
     }
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     res.status(body.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
   };
 }

@@ -2,7 +2,7 @@ import type http from "node:http";
 import { Server, type Socket } from "socket.io";
 import type { ZodType, z } from "zod";
 import type { AuthContext } from "../http/auth-context";
-import { HttpError } from "../http/errors";
+import { toProblem } from "../http/error-handler";
 import type { Logger } from "../logger";
 import { ACCOUNTS_TOPIC, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
 import type { Message } from "../modules/messaging/messaging.service";
@@ -34,9 +34,9 @@ export interface AckError {
 }
 
 function toAckError(error: unknown, log: Logger): AckError {
-  if (error instanceof HttpError) return { status: error.status, title: error.title, detail: error.message };
-  log.error({ err: error }, "socket handler failed");
-  return { status: 500, title: "Internal Server Error", detail: "An unexpected error occurred; it has been logged." };
+  const { problem, unexpected } = toProblem(error);
+  if (unexpected) log.error({ err: error }, "socket handler failed");
+  return { status: problem.status, title: problem.title, detail: problem.detail };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import bcrypt from "bcrypt";
 import jwt from "jsonwebtoken";
 import { LRUCache } from "lru-cache";
@@ -57,6 +57,8 @@ export class SessionService implements Authenticator {
    */
   private readonly recentEnds = new LRUCache<string, { at: number; keep: string | null }>({ max: 100_000, ttl: 2 * SESSION_CACHE_MS });
   private readonly dummyHash: string;
+  /** A KeyObject, so jsonwebtoken does not parse the secret again on every verification. */
+  private readonly jwtKey: KeyObject;
 
   constructor(private readonly options: SessionServiceOptions) {
     this.basicCache =
@@ -65,6 +67,7 @@ export class SessionService implements Authenticator {
         : null;
     // Compared against when the user does not exist, so both failures cost one bcrypt.
     this.dummyHash = bcrypt.hashSync(randomUUID(), options.bcryptRounds);
+    this.jwtKey = createSecretKey(Buffer.from(options.jwtSecret, "utf8"));
   }
 
   async start(): Promise<void> {
@@ -91,7 +94,7 @@ export class SessionService implements Authenticator {
       createdAt: new Date(now),
       expiresAt: new Date(now + this.options.jwtTtlSeconds * 1000),
     });
-    return jwt.sign({}, this.options.jwtSecret, {
+    return jwt.sign({}, this.jwtKey, {
       algorithm: JWT_ALGORITHM,
       subject: user.id,
       jwtid: id,
@@ -134,7 +137,7 @@ export class SessionService implements Authenticator {
     const checkedAt = Date.now();
     let claims: jwt.JwtPayload;
     try {
-      claims = jwt.verify(token, this.options.jwtSecret, { algorithms: [JWT_ALGORITHM] }) as jwt.JwtPayload;
+      claims = jwt.verify(token, this.jwtKey, { algorithms: [JWT_ALGORITHM] }) as jwt.JwtPayload;
     } catch {
       throw unauthorized("The bearer token is invalid or has expired.");
     }

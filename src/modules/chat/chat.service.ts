@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { isUniqueViolation } from "../../db/data-source";
+import { isUniqueViolation, postgresCode } from "../../db/data-source";
 import { conflict, notFound } from "../../http/errors";
 import { pageByName } from "../../db/paging";
 import type { Page } from "../../http/pagination";
@@ -62,15 +62,13 @@ export class ChatService {
   }
 
   postToChannel(sender: UserEntity, channelId: string, body: string): Promise<Message> {
-    return this.messaging.post({
+    const post = this.messaging.post({
       streams: [channelStream(channelId)],
       channelId,
       sender: { id: sender.id, name: sender.username },
       body,
-      authorize: async (manager) => {
-        await this.requireChannel(manager, channelId);
-      },
     });
+    return notFoundIfGone(post, `No channel has id ${channelId}.`);
   }
 
   async channelHistory(channelId: string, query: HistoryQuery): Promise<Page<Message>> {
@@ -80,17 +78,14 @@ export class ChatService {
 
   async sendDirect(sender: UserEntity, to: string, body: string): Promise<Message> {
     const recipient = await this.accounts.requireUser(this.dataSource.manager, to);
-    return this.messaging.post({
+    const post = this.messaging.post({
       streams: [dmStream(sender.id), dmStream(recipient.id)],
       sender: { id: sender.id, name: sender.username },
       recipient: { id: recipient.id, name: recipient.username },
       body,
-      authorize: async (manager) => {
-        // Holds off a concurrent deletion of the recipient until this message commits.
-        const rows: unknown[] = await manager.query(`SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE`, [recipient.id]);
-        if (rows.length === 0) throw notFound(`No user is named "${to}".`);
-      },
     });
+    // The recipient may have been deleted since it was looked up.
+    return notFoundIfGone(post, `No user is named "${to}".`);
   }
 
   /** The caller's direct messages, or only those exchanged with `withUsername`. */
@@ -103,6 +98,16 @@ export class ChatService {
       [user.id, other.id],
       query,
     );
+  }
+}
+
+/** A foreign-key violation on posting means what the message refers to does not exist (any more). */
+async function notFoundIfGone<T>(post: Promise<T>, detail: string): Promise<T> {
+  try {
+    return await post;
+  } catch (error) {
+    if (postgresCode(error) === "23503") throw notFound(detail);
+    throw error;
   }
 }
 
