@@ -1,0 +1,1250 @@
+/**
+ * Chat fan-out benchmark: `npm run bench:chat [-- options]`. See docs/benchmarks.md.
+ *
+ * Creates a fresh Postgres database, starts the compiled server on it as a child process,
+ * inserts N users with sessions straight into the database, signs their bearer tokens as
+ * the server does, creates C channels over REST, connects N Socket.IO clients (spread
+ * over load worker processes, bench/chat-worker.ts), subscribes each to one channel, then
+ * posts at a steady rate and measures post-to-delivery latency, losses and duplicates.
+ * Everything it starts is stopped, and the database dropped, on success and on failure.
+ *
+ * Progress goes to stderr; the summary goes to stdout and its last line is one JSON object.
+ * Exit code: 0 all good; 1 a delivery was lost, a post was refused or a client failed to
+ * connect or subscribe; 2 the benchmark itself failed.
+ */
+import { spawn, fork, type ChildProcess } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import readline from "node:readline";
+import { parseArgs } from "node:util";
+import bcrypt from "bcrypt";
+import jwt from "jsonwebtoken";
+import { Client as PgClient } from "pg";
+import {
+  concatSamples,
+  errorMessage,
+  percentiles,
+  round,
+  type AckReport,
+  type ClientSpec,
+  type FromWorker,
+  type LagStats,
+  type Percentiles,
+  type Phase,
+  type PostCommand,
+  type ToWorker,
+  type Via,
+  type WorkerResult,
+} from "./chat-shared";
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  clients: number;
+  channels: number;
+  rate: number;
+  duration: number;
+  via: Via;
+  redis: boolean;
+  redisUrl: string;
+  workers: number;
+  warmupRate: number;
+  warmupSeconds: number;
+  drainSeconds: number;
+  connectConcurrency: number;
+  connectTimeoutMs: number;
+  ackTimeoutMs: number;
+  processes: number | null;
+  quick: boolean;
+  adminDatabaseUrl: string;
+  /** Extra environment for the server (--server-env KEY=VALUE), e.g. DATABASE_POOL_SIZE or NODE_OPTIONS. */
+  serverEnv: Record<string, string>;
+  /** Extra node flags for the server (--server-node-arg), e.g. --cpu-prof. */
+  serverNodeArgs: string[];
+}
+
+const USAGE = `usage: npm run bench:chat -- [options]
+  --quick                  1,000 clients, 10 channels, 50 msg/s for 10 s (under a minute)
+  --clients N              Socket.IO clients, one user each (default 10000)
+  --channels C             channels; client i joins channel i mod C (default 100)
+  --rate R                 posts per second in the steady phase, all channels (default 100)
+  --duration S             steady phase length in seconds (default 30)
+  --via socket|rest        post with Socket.IO chat:send or REST POST (default socket)
+  --redis                  give the server REDIS_URL (BENCH_REDIS_URL or redis://127.0.0.1:6379)
+  --processes P            give the server PROCESSES=P (needs --redis)
+  --workers W              load worker processes (default ceil(N / 5000), at most 8)
+  --warmup S               reference phase length in seconds (default 5; quick 3)
+  --warmup-rate R          reference phase rate, posts per second (default 10)
+  --drain S                how long to wait for outstanding deliveries (default 15)
+  --connect-concurrency K  connects in flight at once, all workers together (default 200)
+  --server-env KEY=VALUE   extra environment for the server, repeatable (e.g. DATABASE_POOL_SIZE=20,
+                           NODE_OPTIONS=--max-old-space-size=4096)
+  --server-node-arg FLAG   extra node flag for the server, repeatable (e.g. --cpu-prof, --cpu-prof-dir=/tmp/p)
+env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL`;
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      quick: { type: "boolean", default: false },
+      clients: { type: "string" },
+      channels: { type: "string" },
+      rate: { type: "string" },
+      duration: { type: "string" },
+      via: { type: "string" },
+      redis: { type: "boolean", default: false },
+      processes: { type: "string" },
+      workers: { type: "string" },
+      warmup: { type: "string" },
+      "warmup-rate": { type: "string" },
+      drain: { type: "string" },
+      "connect-concurrency": { type: "string" },
+      "server-env": { type: "string", multiple: true },
+      "server-node-arg": { type: "string", multiple: true },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const number = (name: string, raw: string | undefined, fallback: number, min: number, integer = true): number => {
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value)))
+      throw new UsageError(`--${name} must be ${integer ? "an integer" : "a number"} >= ${min} (got ${raw})`);
+    return value;
+  };
+  const quick = values.quick === true;
+  const clients = number("clients", values.clients, quick ? 1000 : 10_000, 1);
+  const channels = number("channels", values.channels, quick ? 10 : 100, 1);
+  if (channels > clients) throw new UsageError("--channels cannot exceed --clients (every channel needs a client)");
+  const via = values.via ?? "socket";
+  if (via !== "socket" && via !== "rest") throw new UsageError("--via must be socket or rest");
+  const processes = values.processes === undefined ? null : number("processes", values.processes, 1, 1);
+  if (processes !== null && processes > 1 && !values.redis) throw new UsageError("--processes > 1 needs --redis");
+  const workers = number("workers", values.workers, Math.min(8, Math.max(1, Math.ceil(clients / 5000))), 1);
+  if (Math.ceil(clients / workers) > 19_000)
+    throw new UsageError(`${Math.ceil(clients / workers)} sockets per worker exceed the ~19,900 file descriptors a process may hold here; raise --workers`);
+  const serverEnv: Record<string, string> = {};
+  for (const pair of values["server-env"] ?? []) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw new UsageError(`--server-env takes KEY=VALUE (got ${pair})`);
+    serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return {
+    serverEnv,
+    serverNodeArgs: values["server-node-arg"] ?? [],
+    clients,
+    channels,
+    rate: number("rate", values.rate, quick ? 50 : 100, 0.1, false),
+    duration: number("duration", values.duration, quick ? 10 : 30, 1, false),
+    via,
+    redis: values.redis === true,
+    redisUrl: process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379",
+    workers: Math.min(workers, channels),
+    warmupRate: number("warmup-rate", values["warmup-rate"], 10, 0.1, false),
+    warmupSeconds: number("warmup", values.warmup, quick ? 3 : 5, 0, false),
+    drainSeconds: number("drain", values.drain, 15, 1, false),
+    connectConcurrency: number("connect-concurrency", values["connect-concurrency"], 200, 1),
+    connectTimeoutMs: 20_000,
+    ackTimeoutMs: 10_000,
+    processes,
+    quick,
+    adminDatabaseUrl: process.env.BENCH_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres",
+  };
+}
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------------------------------
+// Small utilities
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
+const elapsed = (since: number): string => `${((performance.now() - since) / 1000).toFixed(1)} s`;
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+function assertLoopback(url: string, what: string): void {
+  const host = new URL(url).hostname;
+  if (!LOOPBACK.has(host) && !host.startsWith("127.")) throw new UsageError(`${what} must point at a loopback address, not ${host}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs `task` over items with at most `limit` in flight. */
+async function mapLimit<T, R>(items: T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const runner = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index], index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
+  return results;
+}
+
+/** Resident set size of a process and its descendants, in bytes (Linux /proc). */
+function treeRssBytes(pid: number): number | null {
+  let total = 0;
+  let found = false;
+  const visit = (p: number): void => {
+    try {
+      const status = fs.readFileSync(`/proc/${p}/status`, "utf8");
+      const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+      if (match) {
+        total += Number(match[1]) * 1024;
+        found = true;
+      }
+      for (const child of childPids(p)) visit(child);
+    } catch {
+      /* the process went away between reads */
+    }
+  };
+  visit(pid);
+  return found ? total : null;
+}
+
+/** The pids of a process' children, over all its threads (Linux /proc). */
+function childPids(pid: number): number[] {
+  return fs.readdirSync(`/proc/${pid}/task`).flatMap((task) => {
+    const children = fs.readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+    return children ? children.split(/\s+/).map(Number) : [];
+  });
+}
+
+/** CPU seconds (user + system) a process and its descendants have used so far (Linux /proc). */
+function treeCpuSeconds(pid: number, descendants = true): number | null {
+  const ticksPerSecond = 100; // USER_HZ; getconf CLK_TCK is 100 on Linux
+  let total = 0;
+  let found = false;
+  const visit = (p: number): void => {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+      // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+      found = true;
+      if (!descendants) return;
+      for (const child of childPids(p)) visit(child);
+    } catch {
+      /* the process went away between reads */
+    }
+  };
+  visit(pid);
+  return found ? total : null;
+}
+
+/** CPU seconds the whole machine has been busy (all CPUs, /proc/stat: all but idle and iowait). */
+function machineBusySeconds(): number | null {
+  try {
+    const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0];
+    const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
+    return (total - ticks[3] - ticks[4]) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** Pids of the Postgres processes on this machine (the server under test's database). */
+function postgresPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") pids.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+/**
+ * CPU use of groups of processes over an interval, in percent of one core. The pid lists
+ * are read again at the end, so processes that started meanwhile (Postgres backends)
+ * count with all their CPU time.
+ */
+class CpuMeter {
+  private start: { at: number; cpu: Map<number, number>[]; machine: number | null } | null = null;
+
+  constructor(private readonly groups: () => Record<string, number[]>) {}
+
+  begin(): void {
+    this.start = { at: performance.now(), cpu: this.read(), machine: machineBusySeconds() };
+  }
+
+  /** Percent of one core per group since begin(). */
+  end(): Record<string, number | null> {
+    const result: Record<string, number | null> = {};
+    if (!this.start) return result;
+    const seconds = (performance.now() - this.start.at) / 1000;
+    const now = this.read();
+    Object.keys(this.groups()).forEach((group, i) => {
+      const before = this.start?.cpu[i] ?? new Map<number, number>();
+      const after = now[i];
+      if (!after || after.size === 0) {
+        result[group] = null;
+        return;
+      }
+      let used = 0;
+      for (const [pid, cpu] of after) used += cpu - (before.get(pid) ?? 0);
+      result[group] = round((used / seconds) * 100, 0);
+    });
+    // Everything that ran on the machine (softirq work of the loopback network included),
+    // and what none of the processes above account for (other programs, kernel threads).
+    const ours = Object.values(result).reduce<number>((sum, v) => sum + (v ?? 0), 0);
+    const machine = machineBusySeconds();
+    if (machine !== null && this.start.machine !== null) {
+      result.machine = round(((machine - this.start.machine) / seconds) * 100, 0);
+      result.unaccounted = round(result.machine - ours, 0);
+    }
+    return result;
+  }
+
+  private read(): Map<number, number>[] {
+    // Only the server counts with its descendants (PROCESSES > 1); the orchestrator's
+    // descendants are the server and the workers, the postmaster's are the other Postgres pids.
+    return Object.entries(this.groups()).map(([group, pids]) => {
+      const cpu = new Map<number, number>();
+      for (const pid of pids) {
+        const seconds = treeCpuSeconds(pid, group === "server");
+        if (seconds !== null) cpu.set(pid, seconds);
+      }
+      return cpu;
+    });
+  }
+}
+
+/** The value of a Prometheus sample without labels (or the max over its label sets). */
+function promValue(text: string, name: string): number | null {
+  let best: number | null = null;
+  const pattern = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([-+0-9.eEInfNa]+)`, "gm");
+  for (const match of text.matchAll(pattern)) {
+    const value = Number(match[1]);
+    if (Number.isFinite(value)) best = best === null ? value : Math.max(best, value);
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------
+// Cleanup: a stack of bounded async steps, run once, in reverse order of registration.
+
+class Cleanup {
+  private readonly steps: { name: string; run: () => Promise<void> }[] = [];
+  private running: Promise<void> | null = null;
+
+  add(name: string, run: () => Promise<void>): void {
+    this.steps.push({ name, run });
+  }
+
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.reverse()) {
+        try {
+          await Promise.race([step.run(), sleep(30_000).then(() => Promise.reject(new Error("timed out after 30 s")))]);
+        } catch (error) {
+          log(`cleanup: ${step.name} failed: ${errorMessage(error)}`);
+        }
+      }
+    })();
+    return this.running;
+  }
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function terminate(child: ChildProcess, name: string, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  if (await waitForExit(child, graceMs)) return;
+  log(`${name} (pid ${child.pid}) did not stop within ${graceMs / 1000} s of SIGTERM; sending SIGKILL`);
+  child.kill("SIGKILL");
+  await waitForExit(child, 5000);
+}
+
+// ---------------------------------------------------------------------------------------
+// The server under test
+
+class ServerProcess {
+  readonly lines: string[] = [];
+  lineCount = 0;
+  exited: { code: number | null; signal: string | null } | null = null;
+
+  constructor(readonly child: ChildProcess, readonly url: string) {
+    const echoLimit = 30;
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      readline.createInterface({ input: stream }).on("line", (line) => {
+        this.lineCount++;
+        this.lines.push(line);
+        if (this.lines.length > 200) this.lines.shift();
+        if (this.lineCount <= echoLimit) process.stderr.write(`[server] ${line.slice(0, 1000)}\n`);
+        else if (this.lineCount === echoLimit + 1) process.stderr.write("[server] (further server output is counted, not shown)\n");
+      });
+    }
+    child.on("exit", (code, signal) => {
+      this.exited = { code, signal };
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  /** Throws if the server died: a benchmark of a dead server measures nothing. */
+  assertAlive(): void {
+    if (this.exited)
+      throw new Error(
+        `the server exited (code ${this.exited.code}, signal ${this.exited.signal}); its last output:\n${this.lines.slice(-20).join("\n")}`,
+      );
+  }
+}
+
+async function startServer(options: Options, env: NodeJS.ProcessEnv, port: number, cleanup: Cleanup): Promise<ServerProcess> {
+  const root = path.resolve(__dirname, "../..");
+  const main = path.join(root, "dist/src/main.js");
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm run bench:chat does)`);
+  const child = spawn(process.execPath, [...options.serverNodeArgs, main], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  const server = new ServerProcess(child, `http://127.0.0.1:${port}`);
+  cleanup.add("stop the server", () => terminate(child, "server", 15_000));
+  const started = performance.now();
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    server.assertAlive();
+    try {
+      const response = await fetch(`${server.url}/ready`, { signal: AbortSignal.timeout(2000) });
+      await response.arrayBuffer();
+      if (response.status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error(`GET /ready did not answer 200 within 90 s; server output:\n${server.lines.slice(-20).join("\n")}`);
+    await sleep(200);
+  }
+  log(`server pid ${server.pid} ready on ${server.url} after ${elapsed(started)}${options.redis ? ` (REDIS_URL ${options.redisUrl})` : ""}`);
+  return server;
+}
+
+/** Samples the server's RSS (from /proc) and, when it has GET /metrics, its event-loop delay. */
+class ServerSampler {
+  phase = "idle";
+  readonly rssPeakByPhase: Record<string, number> = {};
+  readonly lagP99ByPhase: Record<string, number[]> = {};
+  rssPeak = 0;
+  metricsAvailable = false;
+  private timers: NodeJS.Timeout[] = [];
+  private scraping = false;
+
+  constructor(private readonly server: ServerProcess) {}
+
+  async start(): Promise<void> {
+    try {
+      const response = await fetch(`${this.server.url}/metrics`, { signal: AbortSignal.timeout(3000) });
+      const text = await response.text();
+      this.metricsAvailable = response.status === 200 && promValue(text, "nodejs_eventloop_lag_p99_seconds") !== null;
+    } catch {
+      this.metricsAvailable = false;
+    }
+    log(
+      this.metricsAvailable
+        ? "server has GET /metrics with nodejs_eventloop_lag_p99_seconds: sampling it every 5 s and at phase changes"
+        : "server has no usable GET /metrics: server event-loop delay will be reported as null",
+    );
+    this.sampleRss();
+    this.timers.push(setInterval(() => this.sampleRss(), 250));
+    // Not more often: prom-client's default metrics list every handle and file descriptor
+    // (10,000+ sockets), which costs the server a few ms per scrape.
+    if (this.metricsAvailable) this.timers.push(setInterval(() => void this.scrape(), 5000));
+  }
+
+  setPhase(phase: string): void {
+    // Scrape at the boundary so the next sample covers (mostly) the new phase only.
+    if (this.metricsAvailable) void this.scrape();
+    this.phase = phase;
+  }
+
+  rssNowMb(): number | null {
+    const bytes = treeRssBytes(this.server.pid);
+    return bytes === null ? null : round(bytes / 1024 / 1024, 1);
+  }
+
+  stop(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+  }
+
+  private sampleRss(): void {
+    const bytes = treeRssBytes(this.server.pid);
+    if (bytes === null) return;
+    this.rssPeak = Math.max(this.rssPeak, bytes);
+    this.rssPeakByPhase[this.phase] = Math.max(this.rssPeakByPhase[this.phase] ?? 0, bytes);
+  }
+
+  private async scrape(): Promise<void> {
+    if (this.scraping) return;
+    this.scraping = true;
+    const phase = this.phase;
+    try {
+      const response = await fetch(`${this.server.url}/metrics`, { signal: AbortSignal.timeout(5000) });
+      const text = await response.text();
+      const p99 = promValue(text, "nodejs_eventloop_lag_p99_seconds");
+      // 0 means prom-client's histogram saw no sample since the previous scrape (a very short window).
+      if (response.status === 200 && p99 !== null && p99 > 0) (this.lagP99ByPhase[phase] ??= []).push(p99 * 1000);
+    } catch {
+      /* a missed scrape is not a result */
+    } finally {
+      this.scraping = false;
+    }
+  }
+}
+
+/**
+ * Round trips of a cheap GET, a reference measured alongside the chat traffic: /health
+ * touches only the server's event loop, /ready also takes a database connection from the
+ * server's pool and runs SELECT 1.
+ */
+class HealthProbe {
+  phase = "idle";
+  readonly samples: Record<string, number[]> = {};
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  failures = 0;
+
+  constructor(private readonly url: string) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.probe(), 100);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private async probe(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    const phase = this.phase;
+    const started = performance.now();
+    try {
+      const response = await fetch(this.url, { signal: AbortSignal.timeout(5000) });
+      await response.arrayBuffer();
+      if (response.status === 200) (this.samples[phase] ??= []).push(performance.now() - started);
+      else this.failures++;
+    } catch {
+      this.failures++;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Sequential probes, for a reference taken while nothing else runs. */
+  async burst(phase: string, count: number): Promise<void> {
+    const saved = this.phase;
+    this.phase = phase;
+    for (let i = 0; i < count; i++) await this.probe();
+    this.phase = saved;
+  }
+
+  stats(phase: string): Percentiles {
+    return percentiles(Float64Array.from(this.samples[phase] ?? []));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Database fixtures: users, sessions, tokens
+
+interface BenchUser {
+  id: string;
+  username: string;
+  sessionId: string;
+  token: string;
+}
+
+async function createDatabase(adminUrl: string, name: string, cleanup: Cleanup): Promise<string> {
+  const admin = new PgClient({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  cleanup.add(`drop database ${name}`, async () => {
+    const dropper = new PgClient({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
+    await dropper.connect();
+    try {
+      await dropper.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      log(`dropped database ${name}`);
+    } finally {
+      await dropper.end();
+    }
+  });
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function createUsers(databaseUrl: string, count: number, secret: string, ttlSeconds: number): Promise<BenchUser[]> {
+  const started = performance.now();
+  // One bcrypt hash for everyone: the benchmark never logs in with a password.
+  const passwordHash = await bcrypt.hash(randomBytes(12).toString("base64url"), 10);
+  const users: BenchUser[] = Array.from({ length: count }, (_, i) => {
+    const id = randomUUID();
+    const sessionId = randomUUID();
+    return {
+      id,
+      username: `bench_${i}`,
+      sessionId,
+      // Exactly what SessionService.issueToken signs.
+      token: jwt.sign({}, secret, { algorithm: "HS256", subject: id, jwtid: sessionId, expiresIn: ttlSeconds }),
+    };
+  });
+  const db = new PgClient({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 });
+  await db.connect();
+  try {
+    await db.query("BEGIN");
+    const batch = 5000;
+    for (let i = 0; i < users.length; i += batch) {
+      const slice = users.slice(i, i + batch);
+      await db.query(
+        `INSERT INTO users (id, username, password_hash, user_type)
+         SELECT id, username, $3, 'user' FROM unnest($1::uuid[], $2::varchar[]) AS t(id, username)`,
+        [slice.map((u) => u.id), slice.map((u) => u.username), passwordHash],
+      );
+      await db.query(
+        `INSERT INTO sessions (id, user_id, expires_at)
+         SELECT id, user_id, now() + make_interval(secs => $3) FROM unnest($1::uuid[], $2::uuid[]) AS t(id, user_id)`,
+        [slice.map((u) => u.sessionId), slice.map((u) => u.id), ttlSeconds],
+      );
+    }
+    await db.query("COMMIT");
+  } catch (error) {
+    await db.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    await db.end();
+  }
+  log(`created ${count} users with sessions and tokens in ${elapsed(started)}`);
+  return users;
+}
+
+async function checkToken(url: string, user: BenchUser): Promise<void> {
+  const response = await fetch(`${url}/users/me`, { headers: { authorization: `Bearer ${user.token}` }, signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`GET /users/me with a bench token answered ${response.status}: ${text.slice(0, 300)}`);
+  const me = JSON.parse(text) as { username?: string };
+  if (me.username !== user.username) throw new Error(`GET /users/me answered ${text.slice(0, 300)}, expected user ${user.username}`);
+}
+
+interface Channel {
+  id: string;
+  name: string;
+}
+
+async function createChannels(url: string, count: number, token: string, runId: string): Promise<Channel[]> {
+  const started = performance.now();
+  const channels = await mapLimit(Array.from({ length: count }, (_, i) => i), 8, async (i) => {
+    const name = `bench-${runId}-${i}`;
+    const response = await fetch(`${url}/chat/rooms`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ name }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await response.text();
+    if (response.status !== 201) throw new Error(`POST /chat/rooms answered ${response.status}: ${text.slice(0, 300)}`);
+    const channel = JSON.parse(text) as { id?: unknown; name?: unknown };
+    if (typeof channel.id !== "string" || channel.name !== name) throw new Error(`POST /chat/rooms answered an unexpected body: ${text.slice(0, 300)}`);
+    return { id: channel.id, name };
+  });
+  log(`created ${count} channels over REST in ${elapsed(started)}`);
+  return channels;
+}
+
+// ---------------------------------------------------------------------------------------
+// Load workers
+
+class Worker {
+  ready: Extract<FromWorker, { type: "ready" }> | null = null;
+  connectProgress = { attempted: 0, connected: 0, subscribed: 0 };
+  received = 0;
+  duplicates = 0;
+  result: WorkerResult | null = null;
+  fatal: string | null = null;
+  exited = false;
+
+  constructor(
+    readonly id: number,
+    readonly child: ChildProcess,
+    onAcks: (acks: AckReport[]) => void,
+  ) {
+    child.on("message", (raw: unknown) => {
+      const message = raw as FromWorker;
+      switch (message.type) {
+        case "connect-progress":
+          this.connectProgress = message;
+          break;
+        case "ready":
+          this.ready = message;
+          this.connectProgress = { attempted: message.connected, connected: message.connected, subscribed: message.subscribed };
+          break;
+        case "acks":
+          onAcks(message.acks);
+          break;
+        case "progress":
+          this.received = message.received;
+          this.duplicates = message.duplicates;
+          break;
+        case "result":
+          this.result = message;
+          break;
+        case "fatal":
+          this.fatal = message.error;
+          break;
+      }
+    });
+    child.on("exit", () => {
+      this.exited = true;
+    });
+  }
+
+  send(message: ToWorker): void {
+    if (this.child.connected) this.child.send(message);
+  }
+
+  assertAlive(): void {
+    if (this.fatal) throw new Error(`load worker ${this.id} failed: ${this.fatal}`);
+    if (this.exited && !this.result) throw new Error(`load worker ${this.id} exited unexpectedly`);
+  }
+}
+
+async function waitFor(what: string, timeoutMs: number, condition: () => boolean, check: () => void, progress?: () => void): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let lastProgress = Date.now();
+  while (!condition()) {
+    check();
+    if (Date.now() > deadline) {
+      log(`${what}: gave up after ${timeoutMs / 1000} s`);
+      return false;
+    }
+    if (progress && Date.now() - lastProgress >= 2000) {
+      progress();
+      lastProgress = Date.now();
+    }
+    await sleep(50);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Posting
+
+interface PostRecord {
+  phase: Phase;
+  channelIndex: number;
+  ack: AckReport | null;
+}
+
+class Poster {
+  readonly posts = new Map<string, PostRecord>();
+  readonly ackFailures: Record<string, number> = {};
+  readonly ackMs: Record<Phase, number[]> = { warmup: [], steady: [] };
+  acked = 0;
+  failed = 0;
+  /** Deliveries expected from accepted posts: the subscribers of each post's channel. */
+  expected = 0;
+  private readonly senderCursor: number[];
+
+  constructor(
+    private readonly channels: Channel[],
+    /** Subscribed client indexes per channel. */
+    private readonly members: number[][],
+    private readonly workerOfChannel: number[],
+    private readonly workers: Worker[],
+  ) {
+    this.senderCursor = channels.map(() => 0);
+  }
+
+  onAcks(acks: AckReport[]): void {
+    for (const ack of acks) {
+      const record = this.posts.get(ack.k);
+      if (!record || record.ack) continue;
+      record.ack = ack;
+      if (ack.ok) {
+        this.acked++;
+        this.expected += this.members[record.channelIndex].length;
+        this.ackMs[record.phase].push(ack.ms);
+      } else {
+        this.failed++;
+        const reason = ack.error ?? "unknown";
+        this.ackFailures[reason] = (this.ackFailures[reason] ?? 0) + 1;
+      }
+    }
+  }
+
+  get pending(): number {
+    return this.posts.size - this.acked - this.failed;
+  }
+
+  /** Posts at `rate` per second for `seconds`, round-robin over the channels that have subscribers. */
+  async run(phase: Phase, rate: number, seconds: number, check: () => void): Promise<{ posted: number; seconds: number }> {
+    const active = this.channels.map((_, i) => i).filter((i) => this.members[i].length > 0);
+    if (active.length === 0) throw new Error("no channel has a subscribed client");
+    const total = Math.max(1, Math.round(rate * seconds));
+    let posted = 0;
+    let channelCursor = 0;
+    const started = performance.now();
+    let lastCheck = 0;
+    while (posted < total) {
+      const now = performance.now();
+      if (now - lastCheck > 250) {
+        check();
+        lastCheck = now;
+      }
+      const due = Math.min(total, Math.floor(((now - started) / 1000) * rate) + 1);
+      const batches = new Map<number, PostCommand[]>();
+      while (posted < due) {
+        const channelIndex = active[channelCursor++ % active.length];
+        const members = this.members[channelIndex];
+        const clientIdx = members[this.senderCursor[channelIndex]++ % members.length];
+        const k = randomUUID();
+        this.posts.set(k, { phase, channelIndex, ack: null });
+        const worker = this.workerOfChannel[channelIndex];
+        const batch = batches.get(worker) ?? [];
+        batch.push({ k, phase, clientIdx, channelId: this.channels[channelIndex].id });
+        batches.set(worker, batch);
+        posted++;
+      }
+      for (const [worker, posts] of batches) this.workers[worker].send({ type: "send", posts });
+      if (posted < total) await sleep(Math.max(1, Math.min(10, ((posted / rate) * 1000 - (performance.now() - started)))));
+    }
+    return { posted, seconds: (performance.now() - started) / 1000 };
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The run
+
+interface Report {
+  ok: boolean;
+  error: string | null;
+  config: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+async function run(options: Options, cleanup: Cleanup, report: Report): Promise<boolean> {
+  const runStarted = performance.now();
+  const runId = randomBytes(4).toString("hex");
+  assertLoopback(options.adminDatabaseUrl, "BENCH_DATABASE_URL");
+  if (options.redis) assertLoopback(options.redisUrl, "BENCH_REDIS_URL");
+  const ttlSeconds = 86_400;
+  const secret = randomBytes(36).toString("base64url"); // 48 characters
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "convene-bench-"));
+  cleanup.add("remove the temporary directory", async () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const databaseName = `convene_bench_${runId}`;
+  const databaseUrl = await createDatabase(options.adminDatabaseUrl, databaseName, cleanup);
+  log(`created database ${databaseName}`);
+
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ["REDIS_URL", "PROCESSES", "PUBLIC_URL", "DATABASE_POOL_SIZE", "PGLITE_DATA_DIR", "JWT_TTL_SECONDS"]) delete env[name];
+  Object.assign(env, {
+    NODE_ENV: "production",
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET: secret,
+    LOG_LEVEL: "warn",
+    RATE_LIMIT_AUTH_PER_MINUTE: "0",
+    DATA_DIR: path.join(tmp, "data"),
+    UPLOADS_DIR: path.join(tmp, "uploads"),
+    ORMCONFIG: path.join(tmp, "no-ormconfig.json"),
+    SHUTDOWN_GRACE_SECONDS: "5",
+    REDIS_PREFIX: `convene-bench-${runId}:`,
+  });
+  if (options.redis) env.REDIS_URL = options.redisUrl;
+  if (options.processes !== null) env.PROCESSES = String(options.processes);
+  Object.assign(env, options.serverEnv);
+
+  const server = await startServer(options, env, port, cleanup);
+  const sampler = new ServerSampler(server);
+  await sampler.start();
+  cleanup.add("stop sampling", async () => sampler.stop());
+  const health = new HealthProbe(`${server.url}/health`);
+  const ready = new HealthProbe(`${server.url}/ready`);
+  await health.burst("idle", 50);
+  await ready.burst("idle", 50);
+  const rssAfterReady = sampler.rssNowMb();
+
+  const users = await createUsers(databaseUrl, options.clients, secret, ttlSeconds);
+  await checkToken(server.url, users[0]);
+  log("GET /users/me accepts a benchmark token");
+  const channels = await createChannels(server.url, options.channels, users[0].token, runId);
+
+  // Client i is in channel i mod C; all clients of a channel live in one worker.
+  const workerOfChannel = channels.map((_, c) => c % options.workers);
+  const specsByWorker: ClientSpec[][] = Array.from({ length: options.workers }, () => []);
+  users.forEach((user, i) => {
+    const channel = i % channels.length;
+    specsByWorker[workerOfChannel[channel]].push({ idx: i, token: user.token, channelId: channels[channel].id });
+  });
+
+  const workerFile = path.join(__dirname, "chat-worker.js");
+  let poster: Poster | null = null;
+  const workers: Worker[] = specsByWorker.map((_, id) => {
+    const child = fork(workerFile, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const worker = new Worker(id, child, (acks) => poster?.onAcks(acks));
+    cleanup.add(`stop load worker ${id}`, async () => {
+      worker.send({ type: "stop" });
+      if (!(await waitForExit(child, 5000))) await terminate(child, `load worker ${id}`, 2000);
+    });
+    return worker;
+  });
+  const checkAll = (): void => {
+    server.assertAlive();
+    for (const worker of workers) worker.assertAlive();
+  };
+
+  const cpu = new CpuMeter(() => ({
+    server: [server.pid],
+    load_workers: workers.map((w) => w.child.pid ?? -1),
+    orchestrator: [process.pid],
+    // Every Postgres process on the machine: backends, WAL writer, checkpointer (loopback only, so ours).
+    postgres: postgresPids(),
+  }));
+  const cpuByPhase: Record<string, Record<string, number | null>> = {};
+
+  // Connect storm.
+  cpu.begin();
+  sampler.setPhase("connect");
+  health.phase = ready.phase = "connect";
+  health.start();
+  ready.start();
+  cleanup.add("stop the health probes", async () => {
+    health.stop();
+    ready.stop();
+  });
+  const connectStarted = performance.now();
+  const perWorkerConcurrency = Math.max(1, Math.floor(options.connectConcurrency / options.workers));
+  workers.forEach((worker, id) =>
+    worker.send({
+      type: "init",
+      workerId: id,
+      url: server.url,
+      clients: specsByWorker[id],
+      concurrency: perWorkerConcurrency,
+      connectTimeoutMs: options.connectTimeoutMs,
+      ackTimeoutMs: options.ackTimeoutMs,
+      via: options.via,
+    }),
+  );
+  log(`connecting ${options.clients} Socket.IO clients from ${options.workers} load worker process(es), ${perWorkerConcurrency} in flight per worker`);
+  await waitFor(
+    "connect and subscribe",
+    120_000 + options.clients * 20,
+    () => workers.every((w) => w.ready !== null),
+    checkAll,
+    () => {
+      const sum = workers.reduce((s, w) => ({ connected: s.connected + w.connectProgress.connected, subscribed: s.subscribed + w.connectProgress.subscribed }), { connected: 0, subscribed: 0 });
+      log(`  connected ${sum.connected}, subscribed ${sum.subscribed} of ${options.clients} (${elapsed(connectStarted)})`);
+    },
+  );
+  const connectSeconds = (performance.now() - connectStarted) / 1000;
+  cpuByPhase.connect = cpu.end();
+  const connected = workers.reduce((n, w) => n + (w.ready?.connected ?? w.connectProgress.connected), 0);
+  const subscribed = workers.reduce((n, w) => n + (w.ready?.subscribed ?? w.connectProgress.subscribed), 0);
+  const connectFailures: Record<string, number> = {};
+  for (const worker of workers)
+    for (const [reason, count] of Object.entries(worker.ready?.failures ?? {})) connectFailures[reason] = (connectFailures[reason] ?? 0) + count;
+  const connectMs = percentiles(concatSamples(workers.map((w) => w.ready?.connectMs ?? new Float64Array())));
+  log(
+    `connected ${connected}, subscribed ${subscribed} of ${options.clients} in ${connectSeconds.toFixed(1)} s` +
+      (Object.keys(connectFailures).length ? `; failures: ${JSON.stringify(connectFailures)}` : ""),
+  );
+  const rssAfterConnect = sampler.rssNowMb();
+
+  const members: number[][] = channels.map(() => []);
+  const channelOfClient = (idx: number): number => idx % channels.length;
+  for (const worker of workers) for (const idx of worker.ready?.subscribedClients ?? []) members[channelOfClient(idx)].push(idx);
+  poster = new Poster(channels, members, workerOfChannel, workers);
+  const activePoster = poster;
+  const received = (): number => workers.reduce((n, w) => n + w.received, 0);
+
+  const genLag = monitorEventLoopDelay({ resolution: 10 });
+  genLag.enable();
+  const orchestratorLag: Partial<Record<Phase, LagStats>> = {};
+  const phaseSeconds: Partial<Record<Phase, number>> = {};
+  const drainSeconds: Partial<Record<Phase, number>> = {};
+
+  const runPhase = async (phase: Phase, rate: number, seconds: number, drainLimit: number): Promise<void> => {
+    sampler.setPhase(phase);
+    health.phase = ready.phase = phase;
+    for (const worker of workers) worker.send({ type: "phase", phase });
+    genLag.reset();
+    cpu.begin();
+    log(`${phase}: posting ${rate} msg/s for ${seconds} s via ${options.via}`);
+    const { posted, seconds: took } = await activePoster.run(phase, rate, seconds, checkAll);
+    phaseSeconds[phase] = took;
+    cpuByPhase[phase] = cpu.end();
+    orchestratorLag[phase] = { p50: genLag.percentile(50) / 1e6, p99: genLag.percentile(99) / 1e6, max: genLag.max / 1e6 };
+    for (const worker of workers) worker.send({ type: "phase", phase: null });
+    log(`${phase}: posted ${posted} in ${took.toFixed(1)} s; waiting for acks and deliveries (up to ${drainLimit} s)`);
+    sampler.setPhase(`${phase}-drain`);
+    health.phase = ready.phase = `${phase}-drain`;
+    const drainStarted = performance.now();
+    await waitFor(
+      `${phase} drain`,
+      drainLimit * 1000,
+      () => activePoster.pending === 0 && received() >= activePoster.expected,
+      checkAll,
+      () => log(`  acks pending ${activePoster.pending}, deliveries ${received()} of ${activePoster.expected}`),
+    );
+    drainSeconds[phase] = (performance.now() - drainStarted) / 1000;
+    log(`${phase}: acked ${activePoster.acked}, failed ${activePoster.failed}, deliveries ${received()} of ${activePoster.expected} expected so far`);
+  };
+
+  if (options.warmupSeconds > 0) await runPhase("warmup", options.warmupRate, options.warmupSeconds, Math.min(options.drainSeconds, 10));
+  // Extra beat between phases so the steady phase starts on a quiet server.
+  await sleep(500);
+  await runPhase("steady", options.rate, options.duration, options.drainSeconds);
+  sampler.setPhase("done");
+  health.phase = ready.phase = "done";
+  genLag.disable();
+
+  // Collect.
+  for (const worker of workers) worker.send({ type: "collect" });
+  await waitFor("results from load workers", 30_000, () => workers.every((w) => w.result !== null || w.exited), () => undefined);
+  await sleep(100); // acks flushed just before the result
+  const results = workers.map((w) => w.result).filter((r): r is WorkerResult => r !== null);
+  if (results.length !== workers.length) throw new Error("some load workers did not report results");
+
+  // Exact accounting per post: each accepted post should reach every subscriber of its channel once.
+  const receivedByKey = new Map<string, number>();
+  for (const result of results) for (const [k, n] of result.receivedByKey) receivedByKey.set(k, (receivedByKey.get(k) ?? 0) + n);
+  let expected = 0;
+  let receivedForAccepted = 0;
+  let messagesWithLoss = 0;
+  let unexpected = 0;
+  const byPhase: Record<Phase, { posted: number; acked: number; expected: number; received: number }> = {
+    warmup: { posted: 0, acked: 0, expected: 0, received: 0 },
+    steady: { posted: 0, acked: 0, expected: 0, received: 0 },
+  };
+  for (const [k, record] of activePoster.posts) {
+    const got = receivedByKey.get(k) ?? 0;
+    const phase = byPhase[record.phase];
+    phase.posted++;
+    if (record.ack?.ok) {
+      const want = members[record.channelIndex].length;
+      expected += want;
+      receivedForAccepted += Math.min(got, want);
+      if (got < want) messagesWithLoss++;
+      phase.acked++;
+      phase.expected += want;
+      phase.received += Math.min(got, want);
+    } else unexpected += got;
+  }
+  let foreignKeys = 0;
+  for (const k of receivedByKey.keys()) if (!activePoster.posts.has(k)) foreignKeys++;
+  const lost = expected - receivedForAccepted;
+  const sum = (pick: (r: WorkerResult) => number): number => results.reduce((n, r) => n + pick(r), 0);
+  const disconnects: Record<string, number> = {};
+  for (const r of results) for (const [reason, n] of Object.entries(r.disconnects)) disconnects[reason] = (disconnects[reason] ?? 0) + n;
+
+  const latency = {
+    warmup: percentiles(concatSamples(results.map((r) => r.latencies.warmup))),
+    steady: percentiles(concatSamples(results.map((r) => r.latencies.steady))),
+  };
+  const steadyMaxBySecond: number[] = [];
+  for (const r of results) r.steadyMaxBySecond.forEach((v, i) => (steadyMaxBySecond[i] = Math.max(steadyMaxBySecond[i] ?? 0, v)));
+  const ackLatency = {
+    warmup: percentiles(Float64Array.from(activePoster.ackMs.warmup)),
+    steady: percentiles(Float64Array.from(activePoster.ackMs.steady)),
+  };
+  const maxLag = (phase: Phase): LagStats | null => {
+    const lags = results.map((r) => r.lag[phase]).filter((l): l is LagStats => l !== undefined);
+    if (!lags.length) return null;
+    return { p50: round(Math.max(...lags.map((l) => l.p50))), p99: round(Math.max(...lags.map((l) => l.p99))), max: round(Math.max(...lags.map((l) => l.max))) };
+  };
+  const serverLag = (phase: string): number | null => {
+    const values = sampler.lagP99ByPhase[phase];
+    return values && values.length ? round(Math.max(...values)) : null;
+  };
+  const ratio = (a: number | null, b: number | null): number | null => (a !== null && b !== null && b > 0 ? round(a / b) : null);
+  const healthIdle = health.stats("idle");
+  const healthWarmup = health.stats("warmup");
+  const healthSteady = health.stats("steady");
+  const steadyAchievedRate = (phaseSeconds.steady ?? 0) > 0 ? byPhase.steady.posted / (phaseSeconds.steady ?? 1) : 0;
+  const mb = (bytes: number | undefined): number | null => (bytes ? round(bytes / 1024 / 1024, 1) : null);
+
+  Object.assign(report, {
+    clients: { requested: options.clients, connected, subscribed, connect_failures: connectFailures, connect_seconds: round(connectSeconds, 1), connect_rate_per_s: round(subscribed / connectSeconds, 0), connect_ms: connectMs, unexpected_disconnects: disconnects },
+    channels: { count: channels.length, subscribers_min: Math.min(...members.map((m) => m.length)), subscribers_max: Math.max(...members.map((m) => m.length)) },
+    messages: { posted: activePoster.posts.size, acked: activePoster.acked, failed: activePoster.failed, failures: activePoster.ackFailures, steady_rate_achieved: round(steadyAchievedRate, 1), by_phase: byPhase },
+    deliveries: { expected, received: receivedForAccepted, lost, messages_with_loss: messagesWithLoss, duplicates: sum((r) => r.duplicates), unexpected_for_failed_posts: unexpected, misrouted: sum((r) => r.misrouted), malformed: sum((r) => r.malformed), out_of_order: sum((r) => r.outOfOrder), foreign: sum((r) => r.foreign) + foreignKeys, drain_seconds: { warmup: drainSeconds.warmup === undefined ? null : round(drainSeconds.warmup, 1), steady: round(drainSeconds.steady ?? 0, 1) } },
+    latency_ms: { delivery: latency, post_ack: ackLatency, steady_max_by_second: Array.from(steadyMaxBySecond, (v) => Math.round(v ?? 0)) },
+    reference: {
+      what: "delivery p99 of the warm-up phase (low rate, same clients, same run)",
+      warmup_rate: options.warmupRate,
+      warmup_delivery_p99_ms: latency.warmup.p99,
+      steady_delivery_p99_ms: latency.steady.p99,
+      ratio_steady_to_warmup_p99: ratio(latency.steady.p99, latency.warmup.p99),
+      health_rtt_ms: { idle: healthIdle, warmup: healthWarmup, steady: healthSteady, failures: health.failures },
+      ratio_health_p50_steady_to_idle: ratio(healthSteady.p50, healthIdle.p50),
+      ready_rtt_ms: { idle: ready.stats("idle"), warmup: ready.stats("warmup"), steady: ready.stats("steady"), failures: ready.failures },
+      ratio_ready_p50_steady_to_idle: ratio(ready.stats("steady").p50, ready.stats("idle").p50),
+    },
+    server: {
+      pid: server.pid,
+      rss_mb: { after_ready: rssAfterReady, after_connect: rssAfterConnect, peak: mb(sampler.rssPeak), peak_steady: mb(sampler.rssPeakByPhase.steady) },
+      metrics_endpoint: sampler.metricsAvailable,
+      eventloop_delay_p99_ms: sampler.metricsAvailable ? { warmup: serverLag("warmup"), steady: serverLag("steady"), steady_drain: serverLag("steady-drain") } : null,
+      log_lines: server.lineCount,
+    },
+    cpu_percent_of_one_core: { ...cpuByPhase, cores: os.cpus().length },
+    load_generator: {
+      workers: options.workers,
+      worker_eventloop_delay_ms: { warmup: maxLag("warmup"), steady: maxLag("steady") },
+      orchestrator_eventloop_delay_ms: {
+        steady: orchestratorLag.steady ? { p50: round(orchestratorLag.steady.p50), p99: round(orchestratorLag.steady.p99), max: round(orchestratorLag.steady.max) } : null,
+      },
+      worker_rss_mb: results.map((r) => round(r.rssMb, 1)),
+    },
+    total_seconds: round((performance.now() - runStarted) / 1000, 1),
+  });
+  const allConnected = subscribed === options.clients;
+  return lost === 0 && activePoster.failed === 0 && allConnected;
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+function fmt(value: unknown): string {
+  return value === null || value === undefined ? "n/a" : String(value);
+}
+
+function printSummary(report: Report): void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a printing view of the report built above
+  const r = report as Record<string, any>;
+  const out: string[] = [];
+  out.push("");
+  out.push("Convene chat fan-out benchmark");
+  out.push(`  config: ${JSON.stringify(report.config)}`);
+  if (r.clients) {
+    const p = (x: Percentiles): string => `p50 ${fmt(x.p50)}  p95 ${fmt(x.p95)}  p99 ${fmt(x.p99)}  max ${fmt(x.max)}  (n=${x.count})`;
+    out.push(`  clients: ${r.clients.connected} connected, ${r.clients.subscribed} subscribed of ${r.clients.requested} in ${r.clients.connect_seconds} s (${r.clients.connect_rate_per_s}/s); connect+subscribe ms ${p(r.clients.connect_ms)}`);
+    if (Object.keys(r.clients.connect_failures).length) out.push(`  connect failures: ${JSON.stringify(r.clients.connect_failures)}`);
+    if (Object.keys(r.clients.unexpected_disconnects).length) out.push(`  unexpected disconnects: ${JSON.stringify(r.clients.unexpected_disconnects)}`);
+    out.push(`  channels: ${r.channels.count}, ${r.channels.subscribers_min}-${r.channels.subscribers_max} subscribers each`);
+    out.push(`  messages: ${r.messages.posted} posted, ${r.messages.acked} acked, ${r.messages.failed} failed; steady rate achieved ${r.messages.steady_rate_achieved} msg/s`);
+    if (r.messages.failed) out.push(`  post failures: ${JSON.stringify(r.messages.failures)}`);
+    const d = r.deliveries;
+    out.push(`  deliveries: ${d.received} received of ${d.expected} expected, lost ${d.lost} (in ${d.messages_with_loss} messages), duplicates ${d.duplicates}, misrouted ${d.misrouted}, malformed ${d.malformed}, out of order ${d.out_of_order}, foreign ${d.foreign}`);
+    out.push(`  delivery latency ms, steady: ${p(r.latency_ms.delivery.steady)}`);
+    out.push(`  worst delivery latency ms per second of the steady phase: ${r.latency_ms.steady_max_by_second.join(" ")}`);
+    out.push(`  delivery latency ms, warm-up (reference): ${p(r.latency_ms.delivery.warmup)}`);
+    out.push(`  post-ack latency ms, steady: ${p(r.latency_ms.post_ack.steady)}`);
+    out.push(`  ratio steady p99 / warm-up p99: ${fmt(r.reference.ratio_steady_to_warmup_p99)}`);
+    out.push(`  GET /health RTT ms p50: idle ${fmt(r.reference.health_rtt_ms.idle.p50)}, steady ${fmt(r.reference.health_rtt_ms.steady.p50)} p99 ${fmt(r.reference.health_rtt_ms.steady.p99)} (p50 ratio ${fmt(r.reference.ratio_health_p50_steady_to_idle)})`);
+    out.push(`  GET /ready RTT ms (pool + SELECT 1): idle p50 ${fmt(r.reference.ready_rtt_ms.idle.p50)}, steady p50 ${fmt(r.reference.ready_rtt_ms.steady.p50)} p99 ${fmt(r.reference.ready_rtt_ms.steady.p99)}`);
+    out.push(`  server RSS MB: after ready ${fmt(r.server.rss_mb.after_ready)}, after connect ${fmt(r.server.rss_mb.after_connect)}, peak ${fmt(r.server.rss_mb.peak)}`);
+    out.push(`  server event-loop delay p99 ms (GET /metrics): ${r.server.eventloop_delay_p99_ms ? JSON.stringify(r.server.eventloop_delay_p99_ms) : "n/a (no /metrics)"}`);
+    out.push(`  load generator event-loop delay ms (worst worker, steady): ${JSON.stringify(r.load_generator.worker_eventloop_delay_ms.steady)}; orchestrator ${JSON.stringify(r.load_generator.orchestrator_eventloop_delay_ms.steady)}`);
+    out.push(`  CPU % of one core (of ${r.cpu_percent_of_one_core.cores * 100} available), steady: ${JSON.stringify(r.cpu_percent_of_one_core.steady ?? null)}`);
+    out.push(`  total ${r.total_seconds} s`);
+  }
+  out.push(`  result: ${report.ok ? "OK" : `FAILED${report.error ? `: ${report.error}` : " (see above)"}`}`);
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+async function main(): Promise<void> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${errorMessage(error)}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const cleanup = new Cleanup();
+  const report: Report = {
+    ok: false,
+    error: null,
+    config: {
+      clients: options.clients,
+      channels: options.channels,
+      rate: options.rate,
+      duration_s: options.duration,
+      via: options.via,
+      redis: options.redis,
+      processes: options.processes ?? 1,
+      workers: options.workers,
+      warmup_rate: options.warmupRate,
+      warmup_s: options.warmupSeconds,
+      server_env: options.serverEnv,
+      server_node_args: options.serverNodeArgs,
+      quick: options.quick,
+      node: process.version,
+      cpus: os.cpus().length,
+    },
+  };
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: cleaning up`);
+    void cleanup.run().then(() => process.exit(130));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  let success = false;
+  let crashed = false;
+  try {
+    success = await run(options, cleanup, report);
+    report.ok = success;
+  } catch (error) {
+    crashed = true;
+    report.error = errorMessage(error);
+    log(`error: ${report.error}`);
+  }
+  if (interrupted) return;
+  await cleanup.run();
+  printSummary(report);
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+  process.exit(crashed ? 2 : success ? 0 : 1);
+}
+
+void main();
