@@ -203,6 +203,14 @@ describe("Server-Sent Events", () => {
     const viaQuery = sse(`/chat/rooms/${channel.id}/subscribe?after=${m3.id}&access_token=${bob.token}`);
     await viaQuery.ready;
     expect((await viaQuery.waitFor(1)).map((e) => e.id)).toEqual([m4.id]);
+
+    // An id beyond the stream's end: only messages after it arrive.
+    const ahead = sse(`/chat/rooms/${channel.id}/subscribe?after=${BigInt(m4.id) + 2n}`, auth(bob));
+    await ahead.ready;
+    await post(channel.id, "five");
+    await post(channel.id, "six");
+    const m7 = await post(channel.id, "seven");
+    expect((await ahead.waitFor(1)).map((e) => e.id)).toEqual([m7.id]);
   });
 
   it("refuses without auth, for unknown channels and a bad Last-Event-ID", async () => {
