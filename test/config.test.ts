@@ -79,4 +79,19 @@ describe("the server process", () => {
     expect(await second.run.exited).toBe(0);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
+
+  it("finishes a request in flight when told to stop", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "convene-drain-"));
+    const run = startProcess({ PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, PGLITE_DATA_DIR: "memory://", LOG_LEVEL: "info", BCRYPT_ROUNDS: "13" });
+    const url = await run.listening();
+    // bcrypt at cost 13 keeps the registration busy for a good fraction of a second.
+    const pending = fetch(`${url}/auth/register`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "drained", password: "drained pw" }),
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    run.child.kill("SIGTERM");
+    expect((await pending).status).toBe(201);
+    expect(await run.exited).toBe(0);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
 });
