@@ -43,7 +43,10 @@ export function createApp({ config, log, authenticator, authGuard, modules, vers
       },
       // Server-Sent Events URLs may carry ?access_token=: never log it.
       serializers: {
-        req: (req: { url?: string }) => ({ ...req, url: req.url?.replace(/([?&]access_token=)[^&]*/g, "$1[redacted]") }),
+        req: (req: { url?: string; query?: Record<string, unknown> }) => {
+          const { access_token: _token, ...query } = req.query ?? {};
+          return { ...req, query, url: req.url?.replace(/([?&]access_token=)[^&]*/g, "$1[redacted]") };
+        },
       },
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
     }),

@@ -26,8 +26,8 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   const fork = (): Worker => cluster.fork();
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
-    if (!readyWorkers.has(worker.id)) {
-      // It failed while starting: another would fail the same way.
+    if (readyWorkers.size < config.processes && !readyWorkers.has(worker.id)) {
+      // A first worker failed while starting: the others would fail the same way.
       log.fatal({ worker: worker.process.pid, code, signal }, "a worker failed to start; stopping");
       for (const other of Object.values(cluster.workers ?? {})) other?.process.kill("SIGTERM");
       process.exit(1);

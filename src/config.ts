@@ -48,7 +48,8 @@ const EnvSchema = z.object({
   PROCESSES: positiveInt.max(64).default(1),
   TRUST_PROXY: z.union([booleanish, z.coerce.number().int().min(0).max(10)]).default(false),
   JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
-  JWT_TTL_SECONDS: positiveInt.default(86_400),
+  // At most 14 days: connections are closed by a timer when their token expires.
+  JWT_TTL_SECONDS: positiveInt.max(14 * 86_400).default(86_400),
   BCRYPT_ROUNDS: z.coerce.number().int().min(4).max(15).default(10),
   BASIC_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
   ADMIN_USERNAME: z
@@ -119,6 +120,11 @@ function describeIssues(source: string, error: z.ZodError): string[] {
   });
 }
 
+/** `memory://` keeps the embedded database in memory; anything else is a directory. */
+function inMemoryOrResolved(dataDir: string): string {
+  return dataDir.startsWith("memory://") ? dataDir : path.resolve(dataDir);
+}
+
 function readOrmConfig(file: string): z.infer<typeof OrmConfigSchema> {
   if (!fs.existsSync(file)) return OrmConfigSchema.parse({});
   let raw: unknown;
@@ -153,7 +159,7 @@ export function loadConfig(
     ? { kind: "postgres", url, poolSize: e.DATABASE_POOL_SIZE ?? orm.poolSize, logging, connectTimeoutMS: orm.connectTimeoutMS }
     : {
         kind: "pglite",
-        dataDir: path.resolve(e.PGLITE_DATA_DIR ?? orm.pglite.dataDir),
+        dataDir: inMemoryOrResolved(e.PGLITE_DATA_DIR ?? orm.pglite.dataDir),
         logging,
         connectTimeoutMS: orm.connectTimeoutMS,
       };

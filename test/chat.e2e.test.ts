@@ -230,6 +230,18 @@ describe("Server-Sent Events", () => {
     await ended;
   });
 
+  it("ends an HTTP Basic stream when the password changes", async () => {
+    const jay = await registerUser(t, uniqueName("jay"), "first password");
+    const basicAuth = { Authorization: `Basic ${Buffer.from(`${jay.username}:first password`).toString("base64")}` };
+    const stream = sse(`/chat/subscribe`, basicAuth);
+    const res = await stream.ready;
+    expect(res.statusCode).toBe(200);
+    const ended = new Promise((resolve) => res.once("end", resolve));
+    const change = await t.http.patch(`/users/${jay.username}`).set(basicAuth).send({ password: "second password", current_password: "first password" });
+    expect(change.status).toBe(200);
+    await ended;
+  });
+
   it("sends heartbeats on an idle stream", async () => {
     const channel = await createChannel();
     const res = await new Promise<import("node:http").IncomingMessage>((resolve) =>

@@ -75,6 +75,12 @@ describe("the server process", () => {
     // The user and the generated JWT secret survived the restart.
     const me = await fetch(`${second.url}/users/me`, { headers: { authorization: `Bearer ${token}` } });
     expect(me.status).toBe(200);
+    // A failed SSE request is logged, but its ?access_token= is not.
+    const unknown = await fetch(`${second.url}/chat/rooms/00000000-0000-4000-8000-000000000000/subscribe?access_token=${token}`);
+    expect(unknown.status).toBe(404);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(second.run.output()).toMatch(/subscribe\?access_token=\[redacted\]/);
+    expect(second.run.output()).not.toContain(token);
     second.run.child.kill("SIGINT");
     expect(await second.run.exited).toBe(0);
     fs.rmSync(dataDir, { recursive: true, force: true });

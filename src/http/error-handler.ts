@@ -2,7 +2,6 @@ import type { ErrorRequestHandler, RequestHandler } from "express";
 import { isUniqueViolation, postgresCode } from "../db/data-source";
 import { HttpError, problem, type ProblemDetails } from "./errors";
 
-
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
 /** body-parser's errors carry `type` and `status`; they are the client's fault. */

@@ -16,6 +16,8 @@ interface StreamState {
 }
 
 const REPLAY_PAGE = 500;
+const REPAIR_ATTEMPTS = 5;
+const REPAIR_RETRY_MS = 1000;
 
 /**
  * Delivers each stream's messages to this process' listeners exactly once and in id
@@ -83,7 +85,7 @@ export class StreamRelay {
     return remove;
   }
 
-  private receive(event: MessageEvent): void {
+  private receive(event: MessageEvent, attempt = 1): void {
     const id = BigInt(event.message.id);
     let json: string | undefined;
     for (const { key, previous } of event.streams) {
@@ -94,12 +96,17 @@ export class StreamRelay {
         if (stream.last === null || id <= stream.last) return;
         if (BigInt(previous) !== stream.last) {
           // Something before it has not arrived here: read what is missing.
-          await this.replay(key, stream.last, id - 1n, [...stream.listeners]);
+          // The live set: a listener removed while the rows are read must not get them.
+          await this.replay(key, stream.last, id - 1n, stream.listeners);
         }
         json ??= JSON.stringify(event.message);
         this.deliver(stream.listeners, event.message, json);
         stream.last = id;
-      }).catch(() => undefined); // logged by enqueue
+      }).catch(() => {
+        // Logged by enqueue. The repair read failed: try again, or the message would wait
+        // for the stream's next event.
+        if (attempt < REPAIR_ATTEMPTS) setTimeout(() => this.receive(event, attempt + 1), REPAIR_RETRY_MS).unref();
+      });
     }
   }
 
@@ -107,7 +114,7 @@ export class StreamRelay {
    * Sends the stream's messages with after < id <= upTo to the listeners, page by page
    * until done or cancelled. Returns the id it got to.
    */
-  private async replay(key: string, after: bigint, upTo: bigint, listeners: Listener[], signal?: AbortSignal): Promise<bigint> {
+  private async replay(key: string, after: bigint, upTo: bigint, listeners: Iterable<Listener>, signal?: AbortSignal): Promise<bigint> {
     let cursor = after;
     while (cursor < upTo && !signal?.aborted) {
       const page = await this.messaging.between(key, cursor.toString(), upTo.toString(), REPLAY_PAGE);

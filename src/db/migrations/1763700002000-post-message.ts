@@ -19,13 +19,13 @@ export class PostMessage1763700002000 implements MigrationInterface {
       DECLARE
         v_id bigint;
       BEGIN
-        WITH locked AS (
-          INSERT INTO message_streams AS s (key)
-          SELECT k FROM unnest(p_keys) AS k ORDER BY k
-          ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
-          RETURNING s.key, s.last_id
-        )
-        SELECT jsonb_object_agg(locked.key, locked.last_id::text) INTO o_previous FROM locked;
+        INSERT INTO message_streams (key)
+        SELECT k FROM unnest(p_keys) AS k ORDER BY k
+        ON CONFLICT (key) DO NOTHING;
+        -- Locked in key order, so posts that share streams cannot deadlock; after waiting
+        -- for a lock, the row read is the version the previous poster committed.
+        SELECT jsonb_object_agg(locked.key, locked.last_id::text) INTO o_previous
+        FROM (SELECT key, last_id FROM message_streams WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE) AS locked;
 
         INSERT INTO messages (channel_id, room_guid, sender_id, sender, recipient_id, recipient, body)
         VALUES (p_channel_id, p_room_guid, p_sender_id, p_sender, p_recipient_id, p_recipient, p_body)

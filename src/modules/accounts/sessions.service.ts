@@ -191,7 +191,7 @@ export class SessionService implements Authenticator {
     const session = auth.sessionId ? this.recentEnds.get(`session:${auth.sessionId}`) : undefined;
     if (session && session.at >= since) return true;
     const user = this.recentEnds.get(`user:${auth.user.id}`);
-    return user !== undefined && user.at >= since && user.keep !== auth.sessionId;
+    return user !== undefined && user.at >= since && (auth.sessionId === null || user.keep !== auth.sessionId);
   }
 
   private changedSince(userId: string, since: number): boolean {
@@ -222,7 +222,8 @@ export function endsConnection(event: AccountsEvent, userId: string, sessionId: 
     case "session_ended":
       return event.sessionId === sessionId;
     case "sessions_ended":
-      return event.userId === userId && event.keep !== sessionId;
+      // HTTP Basic (no session) ends too: its password is what changed.
+      return event.userId === userId && (sessionId === null || event.keep !== sessionId);
     case "user_deleted":
       return event.userId === userId;
     default:

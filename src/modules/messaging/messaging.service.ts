@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager } from "typeorm";
+import type { DataSource } from "typeorm";
 import type { Page } from "../../http/pagination";
 import type { Bus } from "../../realtime/bus";
 import { streamFilter } from "./streams";
@@ -30,12 +30,6 @@ export interface NewMessage {
   sender: { id: string | null; name: string };
   recipient?: { id: string; name: string };
   body: string;
-  /**
-   * Runs first in the posting transaction, e.g. to check membership under lock. Things
-   * the message refers to (channel, recipient) are checked by foreign keys instead: a
-   * missing one fails the post with Postgres' 23503.
-   */
-  authorize?: (manager: EntityManager) => Promise<void>;
 }
 
 export interface HistoryQuery {
@@ -71,32 +65,26 @@ export class MessagingService {
     private readonly bus: Bus,
   ) {}
 
+  /**
+   * Commits the message, then publishes it. A channel or recipient that does not exist
+   * (any more) fails the insert's foreign key: Postgres' 23503.
+   */
   async post(input: NewMessage): Promise<Message> {
-    // Sorted, so two posts that share streams lock them in the same order.
-    const keys = [...new Set(input.streams)].sort();
-    const insert = async (manager: EntityManager) => {
-      const [row]: { o_id: string; o_created_at: Date; o_previous: Record<string, string> }[] = await manager.query(
-        `SELECT o_id, o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8)`,
-        [
-          keys,
-          input.channelId ?? null,
-          input.roomGuid ?? null,
-          input.sender.id,
-          input.sender.name,
-          input.recipient?.id ?? null,
-          input.recipient?.name ?? null,
-          input.body,
-        ],
-      );
-      return row;
-    };
-    // Without an authorization step the statement is its own transaction: one round trip.
-    const row = input.authorize
-      ? await this.dataSource.transaction(async (manager) => {
-          await input.authorize!(manager);
-          return insert(manager);
-        })
-      : await insert(this.dataSource.manager);
+    const keys = [...new Set(input.streams)];
+    // One statement, so its own transaction: see the post_message migration.
+    const [row]: { o_id: string; o_created_at: Date; o_previous: Record<string, string> }[] = await this.dataSource.query(
+      `SELECT o_id, o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        keys,
+        input.channelId ?? null,
+        input.roomGuid ?? null,
+        input.sender.id,
+        input.sender.name,
+        input.recipient?.id ?? null,
+        input.recipient?.name ?? null,
+        input.body,
+      ],
+    );
     const message: Message = {
       id: row.o_id,
       channel_id: input.channelId ?? null,
