@@ -39,7 +39,6 @@ export interface ConveneServer {
   close(): Promise<void>;
 }
 
-
 /**
  * Wires the modules onto one HTTP server. Takes its dependencies as arguments, so tests
  * start a whole server on a fresh database in one call; main.ts is the only caller that
@@ -90,7 +89,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   const inFlight = countRequests(httpServer);
   // Slow or stalled clients must not hold a socket forever.
   httpServer.headersTimeout = 30_000;
-  httpServer.requestTimeout = 0; // long uploads and streams; idle sockets time out below
+  httpServer.requestTimeout = 0; // event streams and long uploads legitimately take long
   httpServer.keepAliveTimeout = 5_000;
   const io = await createSocketServer({
     httpServer,

@@ -57,9 +57,7 @@ export class EventStreams {
 
     const callbacks: Array<() => void> = [];
     let closed = false;
-    const heartbeat = setInterval(() => res.write(": heartbeat\n\n"), this.options.heartbeatSeconds * 1000);
-    const expiry = auth.expiresAt ? setTimeout(() => res.end(), Math.min(auth.expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
-    const entry: OpenStream = { auth, close: () => res.end() };
+    // Marks the stream closed at once, so nothing writes to it after it ends.
     const close = () => {
       if (closed) return;
       closed = true;
@@ -68,10 +66,17 @@ export class EventStreams {
       this.open.delete(entry);
       for (const callback of callbacks) callback();
     };
+    const end = () => {
+      close();
+      res.end();
+    };
+    const heartbeat = setInterval(() => res.write(": heartbeat\n\n"), this.options.heartbeatSeconds * 1000);
+    const expiry = auth.expiresAt ? setTimeout(end, Math.min(auth.expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
+    const entry: OpenStream = { auth, close: end };
     this.open.add(entry);
     res.on("close", close);
     // A logout that happened since the credentials were checked has been missed by endFor.
-    if (this.options.revokedSince(auth, auth.checkedAt)) res.end();
+    if (this.options.revokedSince(auth, auth.checkedAt)) end();
 
     const limit = this.options.bufferLimitBytes;
     return {
@@ -79,8 +84,8 @@ export class EventStreams {
         if (closed) return;
         if (res.writableLength > limit) {
           // The client stopped reading: cut it off rather than buffer without bound.
-          res.destroy();
           close();
+          res.destroy();
           return;
         }
         res.write(`id: ${id}\nevent: ${event}\ndata: ${data}\n\n`);
