@@ -27,7 +27,6 @@ const OrmConfigSchema = z.strictObject({
 });
 
 const EnvSchema = z.object({
-  NODE_ENV: z.string().optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(9000),
   HOST: z.string().min(1).default("0.0.0.0"),
   PUBLIC_URL: z.url().optional(),
