@@ -107,7 +107,7 @@ export class Api {
     return auth;
   }
 
-  private parse(schema: ZodType | undefined, value: unknown, location: "path" | "query" | "body"): any {
+  private parse(schema: ZodType | undefined, value: unknown, location: "path" | "query" | "body"): unknown {
     if (!schema) return {};
     const result = schema.safeParse(value);
     if (result.success) return result.data;
