@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { USERNAME_PATTERN } from "./modules/accounts/user.entity";
 
 /**
  * The only reader of process.env and ormconfig.json. Every setting is validated here,
@@ -53,7 +54,7 @@ const EnvSchema = z.object({
   BASIC_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
   ADMIN_USERNAME: z
     .string()
-    .regex(/^[A-Za-z0-9_.-]{3,32}$/, "must be 3-32 of A-Z a-z 0-9 _ . -")
+    .regex(USERNAME_PATTERN, "must be 3-32 of A-Z a-z 0-9 _ . -")
     .default("admin"),
   ADMIN_PASSWORD: z.string().min(1).max(128).default("admin"),
   RATE_LIMIT_AUTH_PER_MINUTE: z.coerce.number().int().min(0).default(20),

@@ -4,7 +4,7 @@ import type { ZodType, z } from "zod";
 import type { AuthContext } from "../http/auth-context";
 import { toProblem } from "../http/error-handler";
 import type { Logger } from "../logger";
-import { ACCOUNTS_TOPIC, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
+import { ACCOUNTS_TOPIC, endsConnection, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
 import type { Message } from "../modules/messaging/messaging.service";
 import { dmStream } from "../modules/messaging/streams";
 import type { Bus } from "./bus";
@@ -171,9 +171,9 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
 
   io.on("connection", (raw) => {
     const socket = raw as AppSocket;
-    const { user, sessionId, expiresAt, checkedAt } = socket.data.auth;
-    void socket.join([`user:${user.id}`, `session:${sessionId}`]);
-    // A logout between the handshake and joining those rooms was not seen by them.
+    const { user, expiresAt, checkedAt } = socket.data.auth;
+    void socket.join(`user:${user.id}`);
+    // A logout between the handshake and joining that room was not seen by it.
     if (sessions.revokedSince(socket.data.auth, checkedAt)) {
       socket.disconnect(true);
       return;
@@ -190,14 +190,19 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
     });
   });
 
+  // The same rule as for event streams decides which of the user's sockets end.
   await bus.subscribe(ACCOUNTS_TOPIC, (raw) => {
     const event = raw as AccountsEvent;
-    if (event.kind === "session_ended") io.local.in(`session:${event.sessionId}`).disconnectSockets(true);
-    else if (event.kind === "user_deleted") io.local.in(`user:${event.userId}`).disconnectSockets(true);
-    else if (event.kind === "sessions_ended") {
-      const room = io.local.in(`user:${event.userId}`);
-      (event.keep ? room.except(`session:${event.keep}`) : room).disconnectSockets(true);
-    }
+    io.local
+      .in(`user:${event.userId}`)
+      .fetchSockets()
+      .then((userSockets) => {
+        for (const socket of userSockets) {
+          const { user, sessionId } = (socket.data as SocketData).auth;
+          if (endsConnection(event, user.id, sessionId)) socket.disconnect(true);
+        }
+      })
+      .catch((error: unknown) => log.error({ err: error }, "could not end the sockets of a session"));
   });
 
   return io;

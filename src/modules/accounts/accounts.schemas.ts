@@ -1,9 +1,10 @@
 import { pageOf, text } from "../../http/schemas";
 import { z } from "../../http/zod";
+import { USERNAME_PATTERN } from "./user.entity";
 
 export const UsernameSchema = z
   .string()
-  .regex(/^[A-Za-z0-9_.-]{3,32}$/, "3-32 characters of A-Z a-z 0-9 _ . -")
+  .regex(USERNAME_PATTERN, "3-32 characters of A-Z a-z 0-9 _ . -")
   .openapi({ example: "alice" });
 
 export const NewPasswordSchema = text(8, 128);

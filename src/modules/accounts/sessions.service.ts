@@ -7,7 +7,7 @@ import type { AuthContext, Authenticator, Credentials } from "../../http/auth-co
 import { unauthorized } from "../../http/api";
 import type { Bus } from "../../realtime/bus";
 import { SessionEntity } from "./session.entity";
-import { UserEntity } from "./user.entity";
+import { USERNAME_PATTERN, UserEntity } from "./user.entity";
 
 export const ACCOUNTS_TOPIC = "accounts";
 
@@ -173,7 +173,7 @@ export class SessionService implements Authenticator {
     if (cached) return { ...cached, expiresAt: null, checkedAt };
     // Names that could not have been registered are unknown users, not database errors.
     const user =
-      /^[A-Za-z0-9_.-]{3,32}$/.test(username) && password.length <= 128
+      USERNAME_PATTERN.test(username) && password.length <= 128
         ? await this.options.dataSource
             .getRepository(UserEntity)
             .createQueryBuilder("u")

@@ -2,6 +2,9 @@ import { Column, Entity, PrimaryColumn } from "typeorm";
 
 export type UserType = "admin" | "user";
 
+/** What a username may be: 3–32 of A–Z a–z 0–9 _ . - */
+export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{3,32}$/;
+
 @Entity({ name: "users" })
 export class UserEntity {
   @PrimaryColumn({ type: "uuid" })

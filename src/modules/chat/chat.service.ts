@@ -7,7 +7,7 @@ import type { Page } from "../../http/pagination";
 import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
 import type { UserEntity } from "../accounts/user.entity";
 import type { HistoryQuery, Message, MessagingService } from "../messaging/messaging.service";
-import { channelStream, dmStream } from "../messaging/streams";
+import { channelStream, dmStream, streamFilter } from "../messaging/streams";
 import { ChannelEntity } from "./channel.entity";
 
 export interface Channel {
@@ -73,7 +73,7 @@ export class ChatService {
 
   async channelHistory(channelId: string, query: HistoryQuery): Promise<Page<Message>> {
     await this.requireChannel(this.dataSource.manager, channelId);
-    return this.messaging.history("m.channel_id = $1", [channelId], query);
+    return this.messaging.streamHistory(channelStream(channelId), query);
   }
 
   async sendDirect(sender: UserEntity, to: string, body: string): Promise<Message> {
@@ -90,8 +90,7 @@ export class ChatService {
 
   /** The caller's direct messages, or only those exchanged with `withUsername`. */
   async directHistory(user: UserEntity, withUsername: string | undefined, query: HistoryQuery): Promise<Page<Message>> {
-    if (withUsername === undefined)
-      return this.messaging.history("m.recipient_id IS NOT NULL AND (m.recipient_id = $1 OR m.sender_id = $1)", [user.id], query);
+    if (withUsername === undefined) return this.messaging.streamHistory(dmStream(user.id), query);
     const other = await this.accounts.requireUser(this.dataSource.manager, withUsername);
     return this.messaging.history(
       "((m.sender_id = $1 AND m.recipient_id = $2) OR (m.sender_id = $2 AND m.recipient_id = $1))",
@@ -113,6 +112,8 @@ async function notFoundIfGone<T>(post: Promise<T>, detail: string): Promise<T> {
 
 /** A deleted user's direct messages go with them, both ways; their channel messages stay, under their name. */
 export const deleteDirectMessages: UserCleanup = async (manager, user) => {
-  await manager.query(`DELETE FROM messages WHERE recipient_id IS NOT NULL AND (recipient_id = $1 OR sender_id = $1)`, [user.id]);
-  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [dmStream(user.id)]);
+  const stream = dmStream(user.id);
+  const filter = streamFilter(stream);
+  await manager.query(`DELETE FROM messages AS m WHERE ${filter.where}`, [filter.param]);
+  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [stream]);
 };

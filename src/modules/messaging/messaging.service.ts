@@ -99,6 +99,12 @@ export class MessagingService {
     return message;
   }
 
+  /** A stream's messages, paged as `history`. */
+  streamHistory(key: string, query: HistoryQuery): Promise<Page<Message>> {
+    const filter = streamFilter(key);
+    return this.history(filter.where, [filter.param], query);
+  }
+
   /** Newest first; with `after`, the messages after it, oldest first. */
   async history(where: string, params: unknown[], query: HistoryQuery): Promise<Page<Message>> {
     const next = params.length + 1;
