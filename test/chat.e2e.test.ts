@@ -402,4 +402,37 @@ describe("slow clients", () => {
       await limited.close();
     }
   });
+
+  it("cuts off a Socket.IO client that stops reading; the others get everything", async () => {
+    const limited = await startTestServer({ CLIENT_BUFFER_LIMIT_BYTES: "65536" });
+    const open: Socket[] = [];
+    try {
+      const user = await registerUser(limited);
+      const headers = { Authorization: `Bearer ${user.token}` };
+      const channel = (await limited.http.post("/chat/rooms").set(headers).send({ name: "firehose" })).body;
+      const reader = await connectSocket(limited.url, { token: user.token });
+      const stalled = await connectSocket(limited.url, { token: user.token });
+      open.push(reader, stalled);
+      const received = collect(reader, "chat:message");
+      const stalledReceived = collect(stalled, "chat:message");
+      for (const socket of [reader, stalled]) expect((await emitWithAck(socket, "chat:subscribe", { channel_id: channel.id })).ok).toBe(true);
+      const disconnected = new Promise<string>((resolve) => stalled.once("disconnect", (reason) => resolve(reason)));
+      // Stop reading the stalled client's TCP socket: the server's output to it piles up.
+      const tcp = (stalled.io.engine.transport as unknown as { ws: { _socket: import("node:net").Socket } }).ws._socket;
+      tcp.pause();
+      const body = "y".repeat(4000);
+      const total = 1500;
+      const batch = 10;
+      for (let sent = 0; sent < total; sent += batch) {
+        await Promise.all(Array.from({ length: batch }, () => limited.http.post(`/chat/rooms/${channel.id}/messages`).set(headers).send({ body })));
+        await received.next(sent + batch, 30_000);
+      }
+      tcp.resume();
+      expect(await disconnected).toBe("io server disconnect");
+      expect(stalledReceived.items.length).toBeLessThan(total);
+    } finally {
+      for (const socket of open) socket.close();
+      await limited.close();
+    }
+  });
 });
