@@ -1,6 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { setupMaster } from "@socket.io/sticky";
 import type { Config } from "./config";
 import type { Logger } from "./logger";
@@ -20,6 +20,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
 
   const httpServer = http.createServer();
   setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
+  stopReadingHandedOverConnections(httpServer);
 
   let stopping = false;
   const readyWorkers = new Set<number>();
@@ -65,4 +66,23 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+/**
+ * @socket.io/sticky reads a connection's first request in the primary, then sends the
+ * connection's handle to a worker. Until the worker acknowledges it, the primary's copy
+ * of the handle keeps reading, and Node drops what it reads: a WebSocket client's first
+ * frames (its Socket.IO CONNECT) could vanish, leaving the client hanging. Stop reading
+ * as soon as the first chunk shows the connection is to be handed over (sticky's own
+ * rule: no request body to forward).
+ */
+function stopReadingHandedOverConnections(httpServer: http.Server): void {
+  httpServer.on("connection", (socket: Socket) => {
+    socket.prependOnceListener("data", (chunk: Buffer) => {
+      const end = chunk.indexOf("\r\n\r\n");
+      const head = chunk.subarray(0, end === -1 ? chunk.length : end).toString("latin1").toLowerCase();
+      if (head.includes("content-length:") || head.includes("transfer-encoding:")) return;
+      (socket as unknown as { _handle?: { readStop(): number } })._handle?.readStop();
+    });
+  });
 }
