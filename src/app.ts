@@ -10,6 +10,7 @@ import { createErrorHandler, notFoundHandler } from "./http/error-handler";
 import { createRegistry, generateDocument } from "./http/openapi";
 import type { Logger } from "./logger";
 import type { Authenticator } from "./http/auth-context";
+import type { FailedCredentialLimiter } from "./http/rate-limit";
 
 /** Registers one module's routes on the shared Api. */
 export type RouteModule = (api: Api) => void;
@@ -18,8 +19,8 @@ export interface AppOptions {
   config: Config;
   log: Logger;
   authenticator: Authenticator;
-  /** Runs before authentication on every authenticated route. */
-  authGuard: RequestHandler;
+  /** Wrong passwords presented on authenticated routes (HTTP Basic, current_password). */
+  failedCredentials: FailedCredentialLimiter;
   modules: RouteModule[];
   version: string;
 }
@@ -27,7 +28,7 @@ export interface AppOptions {
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** The Express app: cross-cutting middleware, module routers, OpenAPI, one error handler. */
-export function createApp({ config, log, authenticator, authGuard, modules, version }: AppOptions): Express {
+export function createApp({ config, log, authenticator, failedCredentials, modules, version }: AppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", config.trustProxy);
@@ -51,12 +52,13 @@ export function createApp({ config, log, authenticator, authGuard, modules, vers
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
     }),
   );
-  app.use(helmet());
+  // No upgrade-insecure-requests: /docs must load over plain HTTP too (behind no TLS proxy).
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(cors({ origin: config.corsOrigins ?? true, exposedHeaders: ["Location", "Retry-After", "X-Request-Id", "Content-Range", "Accept-Ranges", "ETag"] }));
   app.use(express.json({ limit: config.maxBodyBytes, strict: false }));
 
   const registry = createRegistry();
-  const api = new Api(registry, authenticator, authGuard);
+  const api = new Api(registry, authenticator, failedCredentials);
   for (const register of modules) register(api);
   app.use(api.router);
 

@@ -12,13 +12,28 @@ const booleanish = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
-const positiveInt = z.coerce.number().int().positive();
+/** A whole number written in decimal digits: "0x10", "1e3" and " " are mistakes, not numbers. */
+const envInt = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, "must be a whole number (decimal digits)")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const positiveInt = z.number().int().positive();
+
+/** scheme://host[:port], as browsers send in Origin. */
+const ORIGIN = /^https?:\/\/[^/\s?#]+$/;
 
 /** ormconfig.json: the database settings (TypeORM's own names where they exist). */
 const OrmConfigSchema = z.strictObject({
   $comment: z.string().optional(),
   type: z.literal("postgres").default("postgres"),
-  url: z.string().nullable().default(null),
+  url: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .nullable()
+    .default(null),
   poolSize: positiveInt.max(500).default(10),
   logging: z.boolean().default(false),
   connectTimeoutMS: positiveInt.default(5000),
@@ -28,14 +43,14 @@ const OrmConfigSchema = z.strictObject({
 });
 
 const EnvSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(9000),
+  PORT: envInt(0, 65535).default(9000),
   HOST: z.string().min(1).default("0.0.0.0"),
   PUBLIC_URL: z.url().optional(),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
     .optional(),
-  DATABASE_POOL_SIZE: positiveInt.max(500).optional(),
+  DATABASE_POOL_SIZE: envInt(1, 500).optional(),
   DATABASE_LOGGING: booleanish.optional(),
   DATA_DIR: z.string().min(1).default("./data"),
   PGLITE_DATA_DIR: z.string().min(1).optional(),
@@ -45,28 +60,32 @@ const EnvSchema = z.object({
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
     .optional(),
   REDIS_PREFIX: z.string().min(1).max(100).default("convene:"),
-  PROCESSES: positiveInt.max(64).default(1),
-  TRUST_PROXY: z.union([booleanish, z.coerce.number().int().min(0).max(10)]).default(false),
+  PROCESSES: envInt(1, 64).default(1),
+  TRUST_PROXY: z.union([booleanish, envInt(0, 10)]).default(false),
   JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   // At most 14 days: connections are closed by a timer when their token expires.
-  JWT_TTL_SECONDS: positiveInt.max(14 * 86_400).default(86_400),
-  BCRYPT_ROUNDS: z.coerce.number().int().min(4).max(15).default(10),
-  BASIC_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  JWT_TTL_SECONDS: envInt(1, 14 * 86_400).default(86_400),
+  BCRYPT_ROUNDS: envInt(4, 15).default(10),
+  BASIC_AUTH_CACHE_SECONDS: envInt(0, 3600).default(60),
   ADMIN_USERNAME: z
     .string()
     .regex(USERNAME_PATTERN, "must be 3-32 of A-Z a-z 0-9 _ . -")
     .default("admin"),
   ADMIN_PASSWORD: z.string().min(1).max(128).default("admin"),
-  RATE_LIMIT_AUTH_PER_MINUTE: z.coerce.number().int().min(0).default(20),
-  MAX_UPLOAD_BYTES: positiveInt.default(2 * 1024 ** 3),
-  MAX_BODY_BYTES: positiveInt.default(100 * 1024),
-  CORS_ORIGINS: z.string().optional(),
+  RATE_LIMIT_AUTH_PER_MINUTE: envInt(0).default(20),
+  MAX_UPLOAD_BYTES: envInt(1).default(2 * 1024 ** 3),
+  MAX_BODY_BYTES: envInt(1).default(100 * 1024),
+  CORS_ORIGINS: z
+    .string()
+    .transform((list) => list.split(",").map((origin) => origin.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(ORIGIN, "each origin must be scheme://host[:port]")).min(1, "must name at least one origin"))
+    .optional(),
   LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info"),
-  SSE_HEARTBEAT_SECONDS: positiveInt.max(3600).default(15),
-  CLIENT_BUFFER_LIMIT_BYTES: positiveInt.default(1024 * 1024),
-  SHUTDOWN_GRACE_SECONDS: positiveInt.max(600).default(10),
+  SSE_HEARTBEAT_SECONDS: envInt(1, 3600).default(15),
+  CLIENT_BUFFER_LIMIT_BYTES: envInt(1).default(1024 * 1024),
+  SHUTDOWN_GRACE_SECONDS: envInt(1, 600).default(10),
 });
 
 export type DatabaseConfig =
@@ -125,8 +144,11 @@ function inMemoryOrResolved(dataDir: string): string {
   return dataDir.startsWith("memory://") ? dataDir : path.resolve(dataDir);
 }
 
-function readOrmConfig(file: string): z.infer<typeof OrmConfigSchema> {
-  if (!fs.existsSync(file)) return OrmConfigSchema.parse({});
+function readOrmConfig(file: string, required: boolean): z.infer<typeof OrmConfigSchema> {
+  if (!fs.existsSync(file)) {
+    if (required) throw new ConfigError([`ORMCONFIG: ${file} does not exist`]);
+    return OrmConfigSchema.parse({});
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, "utf8"));
@@ -146,7 +168,7 @@ export function loadConfig(
   env: Record<string, string | undefined> = process.env,
   ormConfigFile = path.resolve(env.ORMCONFIG ?? "ormconfig.json"),
 ): Config {
-  const orm = readOrmConfig(ormConfigFile);
+  const orm = readOrmConfig(ormConfigFile, Boolean(env.ORMCONFIG));
   const cleanEnv = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = EnvSchema.safeParse(cleanEnv);
   if (!parsed.success) throw new ConfigError(describeIssues("environment variable", parsed.error));
@@ -190,9 +212,7 @@ export function loadConfig(
     rateLimitAuthPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
-    corsOrigins: e.CORS_ORIGINS
-      ? e.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean)
-      : null,
+    corsOrigins: e.CORS_ORIGINS ?? null,
     logLevel: e.LOG_LEVEL,
     sseHeartbeatSeconds: e.SSE_HEARTBEAT_SECONDS,
     clientBufferLimitBytes: e.CLIENT_BUFFER_LIMIT_BYTES,

@@ -6,7 +6,7 @@ import type { Server as SocketIoServer } from "socket.io";
 import type { DataSource } from "typeorm";
 import { createApp } from "./app";
 import { DEFAULT_ADMIN_PASSWORD, type Config } from "./config";
-import { createCredentialRateLimiter } from "./http/rate-limit";
+import { createCredentialRateLimiter, createFailedCredentialLimiter } from "./http/rate-limit";
 import type { Logger } from "./logger";
 import { registerAccountsRoutes } from "./modules/accounts/accounts.routes";
 import { AccountsService } from "./modules/accounts/accounts.service";
@@ -74,7 +74,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     config,
     log,
     authenticator: sessions,
-    authGuard: createCredentialRateLimiter(config.rateLimitAuthPerMinute, { failuresOnly: true }),
+    failedCredentials: createFailedCredentialLimiter(config.rateLimitAuthPerMinute),
     version: VERSION,
     modules: [
       (api) => registerPlatformRoutes(api, dataSource, metrics),

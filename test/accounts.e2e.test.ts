@@ -1,3 +1,4 @@
+import { openSse } from "./support/realtime";
 import { basic, registerUser, startTestServer, uniqueName, type TestServer } from "./support/test-server";
 
 let t: TestServer;
@@ -56,6 +57,8 @@ describe("register", () => {
     expectProblem(await t.http.get("/users/me").set("Authorization", basic("a\u0000b", "pw")), 401);
     expectProblem(await t.http.get("/users").query({ cursor: Buffer.from(JSON.stringify(["\u0000"])).toString("base64url") }), 400);
     expectProblem(await t.http.post("/auth/login").set("Content-Type", "application/json").send("null"), 400);
+    // Half a surrogate pair would be stored as U+FFFD: refused instead.
+    expectProblem(await t.http.post("/auth/register").send({ username: uniqueName("lone"), password: "secret123", mobile_token: "\ud800" }), 400);
   });
 
   it("counts every character of a long password (no 72-byte bcrypt truncation)", async () => {
@@ -141,6 +144,18 @@ describe("authentication", () => {
     expectProblem(res, 401);
     expect(res.headers["www-authenticate"]).toMatch(/Bearer/);
     expect(res.headers["www-authenticate"]).toMatch(/Basic/);
+  });
+
+  it("accepts HTTP Basic with a 128-character password of astral characters", async () => {
+    const password = "😀".repeat(128);
+    const { username } = await registerUser(t, uniqueName("emoji"), password);
+    expect((await t.http.get("/users/me").set("Authorization", basic(username, password))).status).toBe(200);
+  });
+
+  it("refuses a validly signed token whose claims name no session with 401, not 500", async () => {
+    const jwt = await import("jsonwebtoken");
+    const odd = jwt.sign({}, t.config.jwtSecret!, { algorithm: "HS256", subject: "not-a-uuid", jwtid: "nor-this", expiresIn: 60 });
+    expectProblem(await t.http.get("/users/me").set("Authorization", bearer(odd)), 401);
   });
 
   it("refuses a token signed with another secret or algorithm", async () => {
@@ -253,6 +268,41 @@ describe("delete", () => {
   });
 });
 
+describe("races", () => {
+  it("keeps accepting a user's HTTP Basic credentials while their profile changes", async () => {
+    // Real bcrypt cost and no cache, so the PATCH lands while the password is being checked.
+    const slow = await startTestServer({ BCRYPT_ROUNDS: "10", BASIC_AUTH_CACHE_SECONDS: "0" });
+    try {
+      const user = await registerUser(slow);
+      for (let i = 0; i < 3; i++) {
+        const [viaBasic, patch] = await Promise.all([
+          slow.http.get("/users/me").set("Authorization", basic(user.username, user.password)),
+          new Promise((r) => setTimeout(r, 10)).then(() =>
+            slow.http.patch(`/users/${user.username}`).set("Authorization", bearer(user.token)).send({ mobile_token: `device-${i}` }),
+          ),
+        ]);
+        expect([viaBasic.status, patch.status]).toEqual([200, 200]);
+      }
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it("answers requests racing an account's deletion with 4xx, never 500", async () => {
+    const statuses = new Set<number>();
+    for (let i = 0; i < 5; i++) {
+      const user = await registerUser(t, uniqueName("racer"));
+      const requests = [
+        ...Array.from({ length: 4 }, () => t.http.patch(`/users/${user.username}`).set("Authorization", bearer(user.token)).send({ mobile_token: "x" })),
+        ...Array.from({ length: 3 }, () => t.http.post("/auth/login").send({ username: user.username, password: user.password })),
+        t.http.delete(`/users/${user.username}`).set("Authorization", bearer(user.token)),
+      ];
+      for (const res of await Promise.all(requests)) statuses.add(res.status);
+    }
+    for (const status of statuses) expect([200, 204, 401, 404]).toContain(status);
+  });
+});
+
 describe("token expiry", () => {
   it("refuses an expired token", async () => {
     const short = await startTestServer({ JWT_TTL_SECONDS: "1" });
@@ -281,6 +331,34 @@ describe("rate limits", () => {
       for (let i = 0; i < 5; i++) expect((await limited.http.get("/users/me").set("Authorization", basic(username, password))).status).toBe(200);
       for (let i = 0; i < 3; i++) expectProblem(await limited.http.get("/users/me").set("Authorization", basic(username, "guess " + i)), 401);
       expectProblem(await limited.http.get("/users/me").set("Authorization", basic(username, "guess 4")), 429);
+      // Once over the limit, even the right password is refused: a guess cannot be confirmed.
+      expectProblem(await limited.http.get("/users/me").set("Authorization", basic(username, password)), 429);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("counts wrong current_password guesses, never correct use of the API", async () => {
+    const limited = await startTestServer({ RATE_LIMIT_AUTH_PER_MINUTE: "3" });
+    try {
+      const user = await registerUser(limited);
+      const me = () => limited.http.get("/users/me").set("Authorization", bearer(user.token));
+      // Event streams that the client closes before they end count for nothing.
+      for (let i = 0; i < 6; i++) {
+        const stream = openSse(`${limited.url}/chat/subscribe`, { Authorization: bearer(user.token) });
+        await stream.ready;
+        stream.close();
+      }
+      for (let i = 0; i < 6; i++) expect((await me()).status).toBe(200);
+      for (let i = 0; i < 3; i++)
+        expectProblem(
+          await limited.http.patch(`/users/${user.username}`).set("Authorization", bearer(user.token)).send({ password: "new password 1", current_password: `guess ${i}` }),
+          403,
+        );
+      expectProblem(
+        await limited.http.patch(`/users/${user.username}`).set("Authorization", bearer(user.token)).send({ password: "new password 1", current_password: user.password }),
+        429,
+      );
     } finally {
       await limited.close();
     }

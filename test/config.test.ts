@@ -35,6 +35,12 @@ describe("configuration", () => {
     [{ RATE_LIMIT_AUTH_PER_MINUTE: "-1" }, "RATE_LIMIT_AUTH_PER_MINUTE"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ PROCESSES: "2" }, "PROCESSES"],
+    [{ PORT: " " }, "PORT"],
+    [{ PORT: "0x10" }, "PORT"],
+    [{ BCRYPT_ROUNDS: "1e1" }, "BCRYPT_ROUNDS"],
+    [{ RATE_LIMIT_AUTH_PER_MINUTE: " " }, "RATE_LIMIT_AUTH_PER_MINUTE"],
+    [{ CORS_ORIGINS: " , " }, "CORS_ORIGINS"],
+    [{ CORS_ORIGINS: "example.org" }, "CORS_ORIGINS"],
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(ConfigError);
     expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(name);
@@ -43,6 +49,16 @@ describe("configuration", () => {
   it("refuses a broken ormconfig.json naming the field", () => {
     expect(() => loadConfig({}, writeOrmConfig("{ not json"))).toThrow(/ormconfig.json/);
     expect(() => loadConfig({}, writeOrmConfig(JSON.stringify({ poolSize: "ten" })))).toThrow(/poolSize/);
+    expect(() => loadConfig({}, writeOrmConfig(JSON.stringify({ url: "mysql://x" })))).toThrow(/url/);
+    // A file named explicitly must exist; the default one may be absent.
+    expect(() => loadConfig({ ORMCONFIG: "/nonexistent/ormconfig.json" }, "/nonexistent/ormconfig.json")).toThrow(/ORMCONFIG/);
+  });
+
+  it("reads CORS_ORIGINS as a list of origins", () => {
+    expect(loadConfig({ CORS_ORIGINS: "https://a.example, http://b.example:8080" }, "/nonexistent/ormconfig.json").corsOrigins).toEqual([
+      "https://a.example",
+      "http://b.example:8080",
+    ]);
   });
 });
 
@@ -56,8 +72,8 @@ describe("the server process", () => {
   it("starts on PGlite, keeps data across restarts, and stops gracefully on SIGTERM", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "convene-main-"));
     const env = { PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, PGLITE_DATA_DIR: path.join(dataDir, "db"), LOG_LEVEL: "info", BCRYPT_ROUNDS: "4" };
-    const start = async () => {
-      const run = startProcess(env);
+    const start = async (extra: Record<string, string> = {}) => {
+      const run = startProcess({ ...env, ...extra });
       return { run, url: await run.listening() };
     };
     const first = await start();
@@ -71,7 +87,9 @@ describe("the server process", () => {
     expect(await first.run.exited).toBe(0);
     expect(first.run.output()).toMatch(/"msg":"stopped"/);
 
-    const second = await start();
+    // Setting ADMIN_PASSWORD after the first start changes nothing: the warning stays.
+    const second = await start({ ADMIN_PASSWORD: "set after the first start" });
+    expect(second.run.output()).toMatch(/default password/);
     // The user and the generated JWT secret survived the restart.
     const me = await fetch(`${second.url}/users/me`, { headers: { authorization: `Bearer ${token}` } });
     expect(me.status).toBe(200);

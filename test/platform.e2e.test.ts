@@ -1,4 +1,4 @@
-import { startTestServer, type TestServer } from "./support/test-server";
+import { freshDatabase, startTestServer, testDatabase, type TestServer } from "./support/test-server";
 
 let t: TestServer;
 beforeAll(async () => {
@@ -53,5 +53,20 @@ describe("platform", () => {
     expect(res.status).toBe(503);
     expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
     await other.close();
+  });
+
+  (testDatabase === "postgres" ? it : it.skip)("answers 503 with Retry-After, not 500, while the database is gone", async () => {
+    const database = await freshDatabase();
+    const other = await startTestServer({}, database);
+    try {
+      await database.drop(); // WITH (FORCE): the server's connections are cut too
+      for (const res of [await other.http.get("/users"), await other.http.post("/auth/login").send({ username: "admin", password: "admin" })]) {
+        expect(res.status).toBe(503);
+        expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
+        expect(Number(res.headers["retry-after"])).toBeGreaterThan(0);
+      }
+    } finally {
+      await other.close().catch(() => undefined);
+    }
   });
 });

@@ -30,7 +30,10 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
       poolSize: config.poolSize,
       logging: config.logging,
       connectTimeoutMS: config.connectTimeoutMS,
-      extra: { idleTimeoutMillis: 30_000 },
+      // A database that stops answering must not hold requests (and pooled connections)
+      // forever: statements are cancelled server-side after 15 s, and the client gives
+      // up after 20 s if even the cancellation gets no answer. Both answer 503.
+      extra: { idleTimeoutMillis: 30_000, statement_timeout: 15_000, query_timeout: 20_000 },
     };
   } else {
     if (!config.dataDir.startsWith("memory://")) fs.mkdirSync(config.dataDir, { recursive: true });
@@ -89,6 +92,8 @@ export function postgresCode(error: unknown): string | undefined {
   const code = e?.driverError?.code ?? e?.code;
   return typeof code === "string" ? code : undefined;
 }
+
+export const FOREIGN_KEY_VIOLATION = "23503";
 
 /** True when the error is Postgres' unique violation (23505). */
 export function isUniqueViolation(error: unknown): boolean {

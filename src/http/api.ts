@@ -3,6 +3,7 @@ import { Router, type Request, type RequestHandler, type Response } from "expres
 import type { ZodObject, ZodType, z } from "zod";
 import type { AuthContext, Authenticator } from "./auth-context";
 import { HttpError, type FieldProblem } from "./errors";
+import type { FailedCredentialLimiter } from "./rate-limit";
 import { ProblemSchema } from "./schemas";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
@@ -44,8 +45,8 @@ export type Handler<P extends ZodObject, Q extends ZodObject, B extends ZodType,
 
 const WWW_AUTHENTICATE = 'Bearer realm="convene", Basic realm="convene", charset="UTF-8"';
 
-export function unauthorized(detail: string): HttpError {
-  return new HttpError(401, detail, { headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
+export function unauthorized(detail: string, options: { credentialFailure?: boolean } = {}): HttpError {
+  return new HttpError(401, detail, { headers: { "WWW-Authenticate": WWW_AUTHENTICATE }, ...options });
 }
 
 function fieldProblems(location: string, error: z.ZodError): FieldProblem[] {
@@ -74,8 +75,7 @@ export class Api {
   constructor(
     private readonly registry: OpenAPIRegistry,
     private readonly authenticator: Authenticator,
-    /** Runs before authentication on every authenticated route (the failed-auth limiter). */
-    private readonly authGuard: RequestHandler = (_req, _res, next) => next(),
+    private readonly failedCredentials: FailedCredentialLimiter = { check: async () => undefined, recordFailure: async () => undefined },
   ) {}
 
   route<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode>(
@@ -84,20 +84,39 @@ export class Api {
   ): void {
     this.register(spec);
     const run: RequestHandler = async (req, res) => {
-      const auth = spec.auth === "required" ? await this.authenticate(req, spec.queryToken ?? false) : null;
-      const params = this.parse(spec.params, req.params, "path");
-      const query = this.parse(spec.query, req.query, "query");
-      let body: unknown;
-      if (spec.body) {
-        if (hasBody(req) && !req.is("application/json"))
-          throw new HttpError(415, "The request body must be application/json.");
-        // No body at all reads as {} so the schema names the missing fields; a JSON null stays null.
-        body = this.parse(spec.body, hasBody(req) ? req.body : {}, "body");
+      // Answers are per caller and change with every write: no cache may keep them.
+      res.setHeader("Cache-Control", "no-store");
+      try {
+        await this.handle(spec, handler, req, res);
+      } catch (error) {
+        if (error instanceof HttpError && error.credentialFailure) await this.failedCredentials.recordFailure(req);
+        throw error;
       }
-      await handler({ params, query, body, auth, req, res } as HandlerInput<P, Q, B, A>);
     };
-    const guards = spec.auth === "required" ? [this.authGuard] : [];
-    this.router[spec.method](spec.path, ...(spec.before ?? []), ...guards, run);
+    this.router[spec.method](spec.path, ...(spec.before ?? []), run);
+  }
+
+  private async handle<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode>(
+    spec: EndpointSpec<P, Q, B, A>,
+    handler: Handler<P, Q, B, A>,
+    req: Request,
+    res: Response,
+  ): Promise<void> {
+    let auth: AuthContext | null = null;
+    if (spec.auth === "required") {
+      await this.failedCredentials.check(req);
+      auth = await this.authenticate(req, spec.queryToken ?? false);
+    }
+    const params = this.parse(spec.params, req.params, "path");
+    const query = this.parse(spec.query, req.query, "query");
+    let body: unknown;
+    if (spec.body) {
+      if (hasBody(req) && !req.is("application/json"))
+        throw new HttpError(415, "The request body must be application/json.");
+      // No body at all reads as {} so the schema names the missing fields; a JSON null stays null.
+      body = this.parse(spec.body, hasBody(req) ? req.body : {}, "body");
+    }
+    await handler({ params, query, body, auth, req, res } as HandlerInput<P, Q, B, A>);
   }
 
   private async authenticate(req: Request, queryToken: boolean): Promise<AuthContext> {

@@ -20,11 +20,13 @@ export class HttpError extends Error {
   readonly title: string;
   readonly errors?: FieldProblem[];
   readonly headers: Record<string, string>;
+  /** A wrong password was presented: counts towards the client's failed-credential limit. */
+  readonly credentialFailure: boolean;
 
   constructor(
     status: number,
     detail: string,
-    options: { title?: string; errors?: FieldProblem[]; headers?: Record<string, string> } = {},
+    options: { title?: string; errors?: FieldProblem[]; headers?: Record<string, string>; credentialFailure?: boolean } = {},
   ) {
     super(detail);
     this.name = "HttpError";
@@ -32,6 +34,7 @@ export class HttpError extends Error {
     this.title = options.title ?? STATUS_CODES[status] ?? "Error";
     this.errors = options.errors;
     this.headers = options.headers ?? {};
+    this.credentialFailure = options.credentialFailure ?? false;
   }
 
   toProblem(): ProblemDetails {

@@ -18,13 +18,25 @@ export function text(min: number, max: number) {
   return z
     .string()
     .refine((s) => !s.includes("\u0000"), "must not contain NUL characters")
+    // JSON can carry half a surrogate pair; the database would store it as U+FFFD.
+    .refine((s) => !LONE_SURROGATE.test(s), "must be valid Unicode (no unpaired surrogates)")
     .refine((s) => {
       const length = [...s].length;
       return length >= min && length <= max;
-    }, `must be ${min}–${max} characters`);
+    }, `must be ${min}–${max} characters`)
+    .openapi({ minLength: min, maxLength: max });
 }
 
-export const LimitSchema = z.coerce.number().int().min(1).max(200).default(50);
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export const LimitSchema = z
+  .string()
+  .regex(/^[0-9]{1,3}$/, "must be a whole number from 1 to 200")
+  .transform(Number)
+  .pipe(z.number().int().min(1, "must be a whole number from 1 to 200").max(200, "must be a whole number from 1 to 200"))
+  .optional()
+  .transform((limit) => limit ?? 50)
+  .openapi({ type: "integer", minimum: 1, maximum: 200, default: 50 });
 
 /** `?limit=&cursor=` for every paginated list. */
 export const PageQuerySchema = z.object({

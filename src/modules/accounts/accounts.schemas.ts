@@ -1,15 +1,15 @@
 import { pageOf, text } from "../../http/schemas";
 import { z } from "../../http/zod";
-import { USERNAME_PATTERN } from "./user.entity";
+import { MAX_PASSWORD_CHARACTERS, USERNAME_PATTERN } from "./user.entity";
 
 export const UsernameSchema = z
   .string()
   .regex(USERNAME_PATTERN, "3-32 characters of A-Z a-z 0-9 _ . -")
   .openapi({ example: "alice" });
 
-export const NewPasswordSchema = text(8, 128);
+export const NewPasswordSchema = text(8, MAX_PASSWORD_CHARACTERS);
 /** Login accepts any stored password, including a short configured admin password. */
-const AnyPasswordSchema = text(1, 128);
+const AnyPasswordSchema = text(1, MAX_PASSWORD_CHARACTERS);
 const MobileTokenSchema = text(1, 512);
 
 export const RegisterBody = z

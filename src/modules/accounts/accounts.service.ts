@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { isUniqueViolation } from "../../db/data-source";
+import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../../db/data-source";
 import { unauthorized } from "../../http/api";
 import type { AuthContext } from "../../http/auth-context";
-import { badRequest, conflict, forbidden, notFound } from "../../http/errors";
+import { HttpError, badRequest, conflict, forbidden, notFound } from "../../http/errors";
 import { pageByName } from "../../db/paging";
 import type { Page } from "../../http/pagination";
 import type { Logger } from "../../logger";
@@ -54,11 +54,17 @@ export class AccountsService {
     const user = await this.findByUsername(this.dataSource.manager, input.username);
     const passwordMatches = await this.sessions.checkPassword(user, input.password);
     if (!user || !passwordMatches) throw unauthorized("Invalid username or password.");
-    const token = await this.dataSource.transaction(async (manager) => {
-      // Expired sessions of this user go when they sign in again, so the table stays small.
-      await manager.query(`DELETE FROM sessions WHERE user_id = $1 AND expires_at <= now()`, [user.id]);
-      return this.sessions.issueToken(manager, user);
-    });
+    const token = await this.dataSource
+      .transaction(async (manager) => {
+        // Expired sessions of this user go when they sign in again, so the table stays small.
+        await manager.query(`DELETE FROM sessions WHERE user_id = $1 AND expires_at <= now()`, [user.id]);
+        return this.sessions.issueToken(manager, user);
+      })
+      .catch((error: unknown) => {
+        // The user was deleted while signing in: their credentials are no longer valid.
+        if (postgresCode(error) === FOREIGN_KEY_VIOLATION) throw unauthorized("Invalid username or password.");
+        throw error;
+      });
     return { user: presentOwnUser(user), token };
   }
 
@@ -86,7 +92,7 @@ export class AccountsService {
           { field: "body.current_password", message: "required when password is given" },
         ]);
       if (!(await this.sessions.checkPassword(target, input.current_password)))
-        throw forbidden("current_password is wrong.");
+        throw new HttpError(403, "current_password is wrong.", { credentialFailure: true });
     }
     const passwordHash = input.password !== undefined ? await this.sessions.hashPassword(input.password) : undefined;
     const events: AccountsEvent[] = [{ kind: "user_changed", userId: target.id }];
@@ -94,7 +100,9 @@ export class AccountsService {
       const changes: Partial<UserEntity> = { updatedAt: new Date() };
       if (passwordHash) changes.passwordHash = passwordHash;
       if (input.mobile_token !== undefined) changes.mobileToken = input.mobile_token;
-      await manager.update(UserEntity, { id: target.id }, changes);
+      const { affected } = await manager.update(UserEntity, { id: target.id }, changes);
+      // Deleted since it was read (a DELETE racing this PATCH).
+      if (!affected) throw notFound(`No user is named "${username}".`);
       if (passwordHash) events.push(await this.sessions.endOtherSessions(manager, target.id, auth.sessionId));
       return manager.findOneByOrFail(UserEntity, { id: target.id });
     });
@@ -131,8 +139,7 @@ export class AccountsService {
    * while its password is still the default one.
    */
   async ensureAdmin(admin: { username: string; password: string }, defaultPassword: string): Promise<void> {
-    const repository = this.dataSource.getRepository(UserEntity);
-    let user = await repository.findOneBy({ userType: "admin" });
+    let user = await this.findAdmin(admin.username);
     if (!user) {
       try {
         user = await this.insertUser(this.dataSource.manager, {
@@ -143,17 +150,28 @@ export class AccountsService {
         });
         this.log.info({ username: admin.username }, "created the admin account");
       } catch (error) {
-        // Another process created it first, or a user took the name: say so, do not fail.
         if (!isUniqueViolation(error)) throw error;
-        this.log.warn({ username: admin.username }, "could not create the admin account: the name is taken");
-        return;
+        // Another process created it at the same moment, or a user holds the name.
+        user = await this.findAdmin(admin.username);
+        if (!user) {
+          this.log.warn({ username: admin.username }, "could not create the admin account: a user already has that name");
+          return;
+        }
       }
     }
-    if (admin.password === defaultPassword && (await this.sessions.checkPassword(user, defaultPassword)))
+    // Whatever ADMIN_PASSWORD says now: what counts is the password the account has.
+    if (await this.sessions.checkPassword(user, defaultPassword))
       this.log.warn(
         { username: user.username },
         "the admin account still has the default password: change it (PATCH /users/:username) or set ADMIN_PASSWORD before the first start",
       );
+  }
+
+  /** The configured admin account if it is one, else any admin. */
+  private async findAdmin(username: string): Promise<UserEntity | null> {
+    const named = await this.findByUsername(this.dataSource.manager, username);
+    if (named?.userType === "admin") return named;
+    return this.dataSource.getRepository(UserEntity).findOneBy({ userType: "admin" });
   }
 
   findByUsername(manager: EntityManager, username: string): Promise<UserEntity | null> {

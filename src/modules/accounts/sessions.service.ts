@@ -7,7 +7,7 @@ import type { AuthContext, Authenticator, Credentials } from "../../http/auth-co
 import { unauthorized } from "../../http/api";
 import type { Bus } from "../../realtime/bus";
 import { SessionEntity } from "./session.entity";
-import { USERNAME_PATTERN, UserEntity } from "./user.entity";
+import { MAX_PASSWORD_CHARACTERS, USERNAME_PATTERN, UserEntity } from "./user.entity";
 
 export const ACCOUNTS_TOPIC = "accounts";
 
@@ -29,6 +29,9 @@ export interface SessionServiceOptions {
 }
 
 const JWT_ALGORITHM = "HS256";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const isUuid = (value: unknown): value is string => typeof value === "string" && UUID.test(value);
+const codePoints = (text: string) => [...text].length;
 
 /**
  * bcrypt reads only the first 72 bytes of its input, and passwords may be 128 characters
@@ -142,7 +145,7 @@ export class SessionService implements Authenticator {
       throw unauthorized("The bearer token is invalid or has expired.");
     }
     const { jti: sessionId, sub: userId, exp } = claims;
-    if (typeof sessionId !== "string" || typeof userId !== "string" || typeof exp !== "number")
+    if (!isUuid(sessionId) || !isUuid(userId) || typeof exp !== "number")
       throw unauthorized("The bearer token is invalid or has expired.");
     const expiresAt = exp * 1000;
     const cached = this.bearerCache.get(sessionId);
@@ -173,7 +176,7 @@ export class SessionService implements Authenticator {
     if (cached) return { ...cached, expiresAt: null, checkedAt };
     // Names that could not have been registered are unknown users, not database errors.
     const user =
-      USERNAME_PATTERN.test(username) && password.length <= 128
+      USERNAME_PATTERN.test(username) && codePoints(password) <= MAX_PASSWORD_CHARACTERS
         ? await this.options.dataSource
             .getRepository(UserEntity)
             .createQueryBuilder("u")
@@ -181,8 +184,10 @@ export class SessionService implements Authenticator {
             .getOne()
         : null;
     const passwordMatches = await this.checkPassword(user, password);
-    if (!user || !passwordMatches || this.changedSince(user.id, checkedAt)) throw unauthorized("Invalid username or password.");
-    this.basicCache?.set(cacheKey, { user, sessionId: null });
+    // A password changed (or the user deleted) while we checked the old one: refuse it.
+    if (!user || !passwordMatches || this.revokedSince({ user, sessionId: null }, checkedAt))
+      throw unauthorized("Invalid username or password.", { credentialFailure: true });
+    if (!this.changedSince(user.id, checkedAt)) this.basicCache?.set(cacheKey, { user, sessionId: null });
     return { user, sessionId: null, expiresAt: null, checkedAt };
   }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { isUniqueViolation, postgresCode } from "../../db/data-source";
+import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../../db/data-source";
 import { conflict, notFound } from "../../http/errors";
 import { pageByName } from "../../db/paging";
 import type { Page } from "../../http/pagination";
@@ -105,7 +105,7 @@ async function notFoundIfGone<T>(post: Promise<T>, detail: string): Promise<T> {
   try {
     return await post;
   } catch (error) {
-    if (postgresCode(error) === "23503") throw notFound(detail);
+    if (postgresCode(error) === FOREIGN_KEY_VIOLATION) throw notFound(detail);
     throw error;
   }
 }
