@@ -14,6 +14,8 @@ import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
 import { ACCOUNTS_TOPIC, SessionService, type AccountsEvent } from "./modules/accounts/sessions.service";
 import { registerChatRoutes } from "./modules/chat/chat.routes";
 import { deleteDirectMessages, ChatService } from "./modules/chat/chat.service";
+import { registerRoomsRoutes } from "./modules/rooms/rooms.routes";
+import { leaveAllRooms, RoomsService } from "./modules/rooms/rooms.service";
 import { chatSocketModule } from "./modules/chat/chat.socket";
 import { MessagingService } from "./modules/messaging/messaging.service";
 import { registerPlatformRoutes } from "./modules/platform/platform.routes";
@@ -54,12 +56,13 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     basicAuthCacheSeconds: config.basicAuthCacheSeconds,
   });
   await sessions.start();
-  const accounts = new AccountsService(dataSource, sessions, log, [deleteDirectMessages]);
+  const accounts = new AccountsService(dataSource, sessions, log, [deleteDirectMessages, leaveAllRooms]);
   await accounts.ensureAdmin(config.admin, DEFAULT_ADMIN_PASSWORD);
   const messaging = new MessagingService(dataSource, bus);
   const relay = new StreamRelay(bus, messaging, log);
   await relay.start();
   const chat = new ChatService(dataSource, messaging, accounts);
+  const rooms = new RoomsService(dataSource, accounts);
   const eventStreams = new EventStreams({
     heartbeatSeconds: config.sseHeartbeatSeconds,
     bufferLimitBytes: config.clientBufferLimitBytes,
@@ -80,6 +83,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
       (api) => registerPlatformRoutes(api, dataSource, metrics),
       (api) => registerAccountsRoutes(api, accounts, credentialLimiter),
       (api) => registerChatRoutes(api, chat, relay, eventStreams, config.publicUrl),
+      (api) => registerRoomsRoutes(api, rooms),
     ],
   });
 

@@ -268,6 +268,46 @@ describe("delete", () => {
   });
 });
 
+describe("a user's conference rooms", () => {
+  // Rooms are made straight in the database here: the rooms routes that create and join
+  // them belong to the conference-rooms module.
+  async function roomWith(name: string, usernames: string[], capacity = 5) {
+    const db = t.database.dataSource;
+    const guid = crypto.randomUUID();
+    const ids = [];
+    for (const username of usernames) ids.push((await db.query(`SELECT id FROM users WHERE username = $1`, [username]))[0].id);
+    await db.query(`INSERT INTO rooms (guid, name, capacity, host_id) VALUES ($1, $2, $3, $4)`, [guid, name, capacity, ids[0]]);
+    for (const id of ids) await db.query(`INSERT INTO room_participants (room_guid, user_id) VALUES ($1, $2)`, [guid, id]);
+    return guid;
+  }
+
+  it("lists the rooms a user is in, paginated, 404 for an unknown user", async () => {
+    const [ann, ben] = [await registerUser(t, uniqueName("ann")), await registerUser(t, uniqueName("ben"))];
+    expect((await t.http.get(`/users/${ann.username}/rooms`)).body).toEqual({ items: [], next_cursor: null });
+    const first = await roomWith("standup", [ann.username, ben.username], 3);
+    const second = await roomWith("retro", [ben.username, ann.username]);
+    const page1 = await t.http.get(`/users/${ann.username}/rooms`).query({ limit: 1 });
+    expect(page1.status).toBe(200);
+    expect(page1.body.items).toEqual([
+      { guid: first, name: "standup", capacity: 3, host: ann.username, participants: [ann.username, ben.username], created_at: expect.any(String) },
+    ]);
+    const page2 = await t.http.get(`/users/${ann.username}/rooms`).query({ limit: 1, cursor: page1.body.next_cursor });
+    expect(page2.body).toEqual({ items: [expect.objectContaining({ guid: second, host: ben.username, participants: [ben.username, ann.username] })], next_cursor: null });
+    expectProblem(await t.http.get("/users/nobody_at_all/rooms"), 404);
+    expectProblem(await t.http.get(`/users/${ann.username}/rooms`).query({ cursor: "garbage" }), 400);
+  });
+
+  it("takes a deleted user out of every room, passing on hosting and closing rooms left empty", async () => {
+    const [cat, dan, eve] = [await registerUser(t, uniqueName("cat")), await registerUser(t, uniqueName("dan")), await registerUser(t, uniqueName("eve"))];
+    const shared = await roomWith("shared", [cat.username, dan.username, eve.username]);
+    const alone = await roomWith("alone", [cat.username]);
+    expect((await t.http.delete(`/users/${cat.username}`).set("Authorization", bearer(cat.token))).status).toBe(204);
+    const [room] = (await t.http.get(`/users/${dan.username}/rooms`)).body.items;
+    expect(room).toMatchObject({ guid: shared, host: dan.username, participants: [dan.username, eve.username] });
+    expect(await t.database.dataSource.query(`SELECT guid FROM rooms WHERE guid = $1`, [alone])).toEqual([]);
+  });
+});
+
 describe("races", () => {
   it("keeps accepting a user's HTTP Basic credentials while their profile changes", async () => {
     // Real bcrypt cost and no cache, so the PATCH lands while the password is being checked.

@@ -7,6 +7,7 @@ export type StreamKind = "channel" | "room" | "dm";
 
 export const channelStream = (channelId: string) => `channel:${channelId}`;
 export const dmStream = (userId: string) => `dm:${userId}`;
+export const roomStream = (roomGuid: string) => `room:${roomGuid}`;
 
 export function streamKind(key: string): StreamKind {
   return key.slice(0, key.indexOf(":")) as StreamKind;

@@ -1,0 +1,118 @@
+import type { DataSource, EntityManager } from "typeorm";
+import { decodeCursor, toPage, type Page } from "../../http/pagination";
+import { badRequest } from "../../http/errors";
+import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
+import { roomStream, streamFilter } from "../messaging/streams";
+
+export interface Room {
+  guid: string;
+  name: string;
+  capacity: number;
+  host: string;
+  participants: string[];
+  created_at: string;
+}
+
+interface RoomRow {
+  seq: string;
+  guid: string;
+  name: string;
+  capacity: number;
+  host: string;
+  created_at: Date;
+}
+
+const SEQ = /^[0-9]{1,18}$/;
+
+/**
+ * Conference rooms: a host, participants in the order they joined, and a capacity.
+ * What is here now serves the accounts routes (a user's rooms; leaving every room when
+ * the account is deleted); creating and joining rooms builds on the same tables.
+ */
+export class RoomsService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly accounts: AccountsService,
+  ) {}
+
+  /** The rooms a user is in, in the order they joined them. */
+  async roomsOf(username: string, limit: number, cursor?: string): Promise<Page<Room>> {
+    const user = await this.accounts.requireUser(this.dataSource.manager, username);
+    const after = cursor === undefined ? null : decodeCursor(cursor, 1)[0];
+    if (after !== null && !SEQ.test(after)) throw badRequest("The cursor is not one this server issued.", [{ field: "query.cursor", message: "invalid cursor" }]);
+    const rows: RoomRow[] = await this.dataSource.query(
+      `SELECT p.seq::text AS seq, r.guid, r.name, r.capacity, h.username AS host, r.created_at
+         FROM room_participants p
+         JOIN rooms r ON r.guid = p.room_guid
+         JOIN users h ON h.id = r.host_id
+        WHERE p.user_id = $1 AND ($2::bigint IS NULL OR p.seq > $2::bigint)
+        ORDER BY p.seq
+        LIMIT $3`,
+      [user.id, after, limit + 1],
+    );
+    const participants = await this.participantsOf(rows.slice(0, limit).map((row) => row.guid));
+    return toPage(rows, limit, (row) => presentRoom(row, participants.get(row.guid) ?? []), (row) => [row.seq]);
+  }
+
+  /** Usernames per room, longest-present first, in one query. */
+  private async participantsOf(guids: string[]): Promise<Map<string, string[]>> {
+    const byRoom = new Map<string, string[]>();
+    if (guids.length === 0) return byRoom;
+    const rows: Array<{ room_guid: string; username: string }> = await this.dataSource.query(
+      `SELECT p.room_guid, u.username FROM room_participants p JOIN users u ON u.id = p.user_id
+        WHERE p.room_guid = ANY($1::uuid[]) ORDER BY p.room_guid, p.seq`,
+      [guids],
+    );
+    for (const row of rows) {
+      const list = byRoom.get(row.room_guid) ?? [];
+      list.push(row.username);
+      byRoom.set(row.room_guid, list);
+    }
+    return byRoom;
+  }
+}
+
+/**
+ * Takes the user out of a room whose row the caller has locked: the longest-present
+ * participant left becomes host if the user was; a room left empty is closed, and its
+ * messages go with it. Returns whether the room is still open.
+ */
+export async function leaveRoom(manager: EntityManager, roomGuid: string, userId: string): Promise<boolean> {
+  await manager.query(`DELETE FROM room_participants WHERE room_guid = $1 AND user_id = $2`, [roomGuid, userId]);
+  const [next]: Array<{ user_id: string }> = await manager.query(
+    `SELECT user_id FROM room_participants WHERE room_guid = $1 ORDER BY seq LIMIT 1`,
+    [roomGuid],
+  );
+  if (next) {
+    await manager.query(`UPDATE rooms SET host_id = $2 WHERE guid = $1 AND host_id = $3`, [roomGuid, next.user_id, userId]);
+    return true;
+  }
+  const stream = roomStream(roomGuid);
+  const filter = streamFilter(stream);
+  await manager.query(`DELETE FROM messages AS m WHERE ${filter.where}`, [filter.param]);
+  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [stream]);
+  await manager.query(`DELETE FROM rooms WHERE guid = $1`, [roomGuid]);
+  return false;
+}
+
+/** A deleted user leaves every room, passing on hosting; rooms left empty close. */
+export const leaveAllRooms: UserCleanup = async (manager, user) => {
+  // Locked in one order, so deletions of users who share rooms cannot deadlock.
+  const rooms: Array<{ guid: string }> = await manager.query(
+    `SELECT r.guid FROM rooms r JOIN room_participants p ON p.room_guid = r.guid
+      WHERE p.user_id = $1 ORDER BY r.guid FOR UPDATE OF r`,
+    [user.id],
+  );
+  for (const room of rooms) await leaveRoom(manager, room.guid, user.id);
+};
+
+function presentRoom(row: RoomRow, participants: string[]): Room {
+  return {
+    guid: row.guid,
+    name: row.name,
+    capacity: row.capacity,
+    host: row.host,
+    participants,
+    created_at: new Date(row.created_at).toISOString(),
+  };
+}
