@@ -147,10 +147,17 @@ export class Api {
         };
       }
     }
-    if (spec.auth === "required" && !responses[401])
-      responses[401] = { description: "Not authenticated", content: { "application/problem+json": { schema: ProblemSchema } } };
-    if (spec.body && !responses[400])
-      responses[400] = { description: "Malformed JSON or invalid fields", content: { "application/problem+json": { schema: ProblemSchema } } };
+    // The answers every route of its kind can give, unless the route describes them itself.
+    const common: Record<number, string | false> = {
+      401: spec.auth === "required" && "Not authenticated",
+      429: spec.auth === "required" && "Too many wrong passwords from this client",
+      400: spec.body !== undefined && "Malformed JSON or invalid fields",
+      413: spec.body !== undefined && "The body is larger than MAX_BODY_BYTES",
+      415: spec.body !== undefined && "The body is not application/json",
+      503: "The database is not available or the server is overloaded (see Retry-After)",
+    };
+    for (const [status, description] of Object.entries(common))
+      if (description && !responses[status]) responses[status] = { description, content: { "application/problem+json": { schema: ProblemSchema } } };
     this.registry.registerPath({
       method: spec.method,
       path: toOpenApiPath(spec.path),
@@ -161,7 +168,8 @@ export class Api {
       request: {
         params: spec.params,
         query: spec.query,
-        ...(spec.body ? { body: { required: true, content: { "application/json": { schema: spec.body } } } } : {}),
+        // A missing body reads as {}: it is optional exactly when {} is valid.
+        ...(spec.body ? { body: { required: !spec.body.safeParse({}).success, content: { "application/json": { schema: spec.body } } } } : {}),
       },
       responses,
     });
