@@ -882,6 +882,9 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ["REDIS_URL", "PROCESSES", "PUBLIC_URL", "DATABASE_POOL_SIZE", "PGLITE_DATA_DIR", "JWT_TTL_SECONDS"]) delete env[name];
+  // The repository's ormconfig.json is not this run's: an empty one means the defaults.
+  const ormConfig = path.join(tmp, "ormconfig.json");
+  fs.writeFileSync(ormConfig, "{}\n");
   Object.assign(env, {
     NODE_ENV: "production",
     PORT: String(port),
@@ -892,7 +895,7 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
     RATE_LIMIT_AUTH_PER_MINUTE: "0",
     DATA_DIR: path.join(tmp, "data"),
     UPLOADS_DIR: path.join(tmp, "uploads"),
-    ORMCONFIG: path.join(tmp, "no-ormconfig.json"),
+    ORMCONFIG: ormConfig,
     SHUTDOWN_GRACE_SECONDS: "5",
     REDIS_PREFIX: `convene-bench-${runId}:`,
   });
