@@ -1,4 +1,4 @@
-import type { Socket } from "socket.io-client";
+import { io, type Socket } from "socket.io-client";
 import { collect, connectSocket, emitWithAck, openSse } from "./support/realtime";
 import { registerUser, startTestServer, uniqueName, type TestServer } from "./support/test-server";
 
@@ -92,6 +92,37 @@ describe("channels", () => {
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen.length).toBeGreaterThanOrEqual(3);
   });
+
+  it("pages through names that JavaScript and Postgres lower-case differently", async () => {
+    const fresh = await startTestServer();
+    try {
+      const { token } = await registerUser(fresh);
+      const names = ["İka", "ika b", "ika c", "ΟΔΟΣ", "οδοσ x", "zeta"];
+      for (const name of names) expect((await fresh.http.post("/chat/rooms").set(auth({ token })).send({ name })).status).toBe(201);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 20; pages++) {
+        const res: any = await fresh.http.get("/chat/rooms").set(auth({ token })).query({ limit: 1, ...(cursor ? { cursor } : {}) });
+        seen.push(...res.body.items.map((c: { name: string }) => c.name));
+        cursor = res.body.next_cursor;
+        if (!cursor) break;
+      }
+      expect(seen.sort()).toEqual([...names].sort());
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("reads a channel id in any letter case as the same channel", async () => {
+    const channel = await createChannel();
+    const upper = channel.id.toUpperCase();
+    expect((await t.http.get(`/chat/rooms/${upper}`).set(auth(alice))).body.id).toBe(channel.id);
+    const lower = sse(`/chat/rooms/${channel.id}/subscribe`, auth(bob));
+    await lower.ready;
+    const viaUpper = await post(upper, "shouting");
+    expect(viaUpper).toMatchObject({ channel_id: channel.id });
+    expect((await lower.waitFor(1)).map((e) => e.id)).toEqual([viaUpper.id]);
+  });
 });
 
 describe("channel messages", () => {
@@ -111,6 +142,10 @@ describe("channel messages", () => {
     const after = await t.http.get(`/chat/rooms/${channel.id}/messages`).query({ after: posted[1].id }).set(auth(bob));
     expect(after.body.items.map((m: { body: string }) => m.body)).toEqual(["m3", "m4", "m5"]);
     expect(after.body.next_cursor).toBeNull();
+    // Both: the messages between, oldest first.
+    const between = await t.http.get(`/chat/rooms/${channel.id}/messages`).query({ after: posted[0].id, before: posted[4].id }).set(auth(bob));
+    expect(between.body.items.map((m: { body: string }) => m.body)).toEqual(["m2", "m3", "m4"]);
+    expect((await t.http.get(`/chat/rooms/${channel.id}/messages`).query({ before: posted[4].id, cursor: posted[3].id }).set(auth(bob))).status).toBe(400);
   });
 
   it("rejects bad bodies, unknown channels and bad paging", async () => {
@@ -204,13 +239,8 @@ describe("Server-Sent Events", () => {
     await viaQuery.ready;
     expect((await viaQuery.waitFor(1)).map((e) => e.id)).toEqual([m4.id]);
 
-    // An id beyond the stream's end: only messages after it arrive.
-    const ahead = sse(`/chat/rooms/${channel.id}/subscribe?after=${BigInt(m4.id) + 2n}`, auth(bob));
-    await ahead.ready;
-    await post(channel.id, "five");
-    await post(channel.id, "six");
-    const m7 = await post(channel.id, "seven");
-    expect((await ahead.waitFor(1)).map((e) => e.id)).toEqual([m7.id]);
+    // An id beyond the stream's end is a mistake, not a wait for ids that may never come.
+    expect((await sse(`/chat/rooms/${channel.id}/subscribe?after=${BigInt(m4.id) + 2n}`, auth(bob)).ready).statusCode).toBe(400);
   });
 
   it("refuses without auth, for unknown channels and a bad Last-Event-ID", async () => {
@@ -363,6 +393,30 @@ describe("Socket.IO", () => {
     expect((await onLaptop.next(2)).map((m) => m.id)).toEqual([ack.message.id, viaRest.id]);
   });
 
+  it("delivers every direct message committed after the socket connected", async () => {
+    const kim = await registerUser(t, uniqueName("kim"));
+    for (let i = 0; i < 20; i++) {
+      const socket = await socketFor(kim);
+      const received = collect(socket, "dm:message");
+      const sent = (await t.http.post(`/chat/users/${kim.username}/messages`).set(auth(alice)).send({ body: `right away ${i}` })).body;
+      expect((await received.next(1)).map((m) => m.id)).toEqual([sent.id]);
+      socket.close();
+    }
+  });
+
+  it("acknowledges an unknown event with 404", async () => {
+    const socket = await socketFor(bob);
+    expect(await emitWithAck(socket, "no:such:event", {})).toMatchObject({ ok: false, error: { status: 404 } });
+  });
+
+  it("refuses to follow from an id beyond the channel's newest message", async () => {
+    const channel = await createChannel();
+    const m = await post(channel.id, "only");
+    const socket = await socketFor(bob);
+    const ack = await emitWithAck(socket, "chat:subscribe", { channel_id: channel.id, after: String(BigInt(m.id) + 5n) });
+    expect(ack).toMatchObject({ ok: false, error: { status: 400 } });
+  });
+
   it("disconnects a socket when its session ends", async () => {
     const hank = await registerUser(t, uniqueName("hank"));
     const socket = await socketFor(hank);
@@ -373,6 +427,41 @@ describe("Socket.IO", () => {
 });
 
 describe("slow clients", () => {
+  it("replays a backlog far larger than the buffer bound to clients that read, at their pace", async () => {
+    const limited = await startTestServer({ CLIENT_BUFFER_LIMIT_BYTES: "65536" });
+    const open: Socket[] = [];
+    try {
+      const user = await registerUser(limited);
+      const headers = { Authorization: `Bearer ${user.token}` };
+      const channel = (await limited.http.post("/chat/rooms").set(headers).send({ name: "backlog" })).body;
+      const first = (await limited.http.post(`/chat/rooms/${channel.id}/messages`).set(headers).send({ body: "start" })).body;
+      const total = 150; // 600 kB after `first`: nine times the bound
+      for (let sent = 0; sent < total; sent += 25)
+        await Promise.all(Array.from({ length: 25 }, () => limited.http.post(`/chat/rooms/${channel.id}/messages`).set(headers).send({ body: "z".repeat(4000) })));
+
+      const stream = openSse(`${limited.url}/chat/rooms/${channel.id}/subscribe?after=${first.id}`, headers);
+      await stream.ready;
+      const events = await stream.waitFor(total, 30_000);
+      expect(new Set(events.map((e) => e.id)).size).toBe(total);
+      stream.close();
+
+      // Long-polling (engine.io queues every packet until the next poll) and WebSocket.
+      for (const transports of [["polling"], ["websocket"]]) {
+        const socket = io(limited.url, { auth: { token: user.token }, transports, reconnection: false, forceNew: true });
+        open.push(socket);
+        await new Promise((resolve) => socket.once("connect", resolve));
+        const received = collect(socket, "chat:message");
+        const ack = await socket.timeout(30_000).emitWithAck("chat:subscribe", { channel_id: channel.id, after: first.id });
+        expect(ack.ok).toBe(true);
+        expect(new Set((await received.next(total, 30_000)).map((m) => m.id)).size).toBe(total);
+        expect(socket.connected).toBe(true);
+      }
+    } finally {
+      for (const socket of open) socket.close();
+      await limited.close();
+    }
+  });
+
   it("cuts off a client that stops reading; the others get everything", async () => {
     const limited = await startTestServer({ CLIENT_BUFFER_LIMIT_BYTES: "65536" });
     try {
@@ -428,8 +517,10 @@ describe("slow clients", () => {
         await received.next(sent + batch, 30_000);
       }
       tcp.resume();
-      expect(await disconnected).toBe("io server disconnect");
+      // The server drops the connection at once, unread output and all.
+      expect(["io server disconnect", "transport close"]).toContain(await disconnected);
       expect(stalledReceived.items.length).toBeLessThan(total);
+      expect(limited.server.io.engine.clientsCount).toBe(1);
     } finally {
       for (const socket of open) socket.close();
       await limited.close();

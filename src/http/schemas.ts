@@ -29,6 +29,12 @@ export function text(min: number, max: number) {
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** A uuid as input: any letter case, compared and stored in lower case. */
+export const UuidInput = z
+  .uuid()
+  .transform((id) => id.toLowerCase())
+  .openapi({ type: "string", format: "uuid" });
+
 export const LimitSchema = z
   .string()
   .regex(/^[0-9]{1,3}$/, "must be a whole number from 1 to 200")

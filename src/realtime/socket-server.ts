@@ -18,7 +18,12 @@ export interface SocketData {
   changes: Map<string, Promise<void>>;
   /** Cancels the replays still running when the socket goes. */
   gone: AbortController;
+  /** The user's direct-message stream position when the handshake was accepted. */
+  directFrom: string;
 }
+
+/** How long a replaying client may take to read what it was sent before it counts as stalled. */
+const REPLAY_STALL_MS = 30_000;
 
 export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
 
@@ -82,8 +87,13 @@ export class SocketRelay {
   follow(socket: AppSocket, key: string, event: string, after?: string, check?: () => Promise<void>): Promise<void> {
     return this.change(socket, key, async () => {
       await check?.();
+      const from = await this.relay.resumePoint(key, after);
       this.stop(socket, key);
-      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), after, socket.data.gone.signal);
+      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), {
+        after: from,
+        signal: socket.data.gone.signal,
+        ready: () => this.ready(socket),
+      });
       if (socket.disconnected) stop();
       else socket.data.streams.set(key, stop);
     });
@@ -116,18 +126,44 @@ export class SocketRelay {
   }
 
   emit(socket: AppSocket, event: string, payload: Message | object): void {
-    if (this.buffered(socket) > this.bufferLimitBytes) {
-      socket.disconnect(true);
-      return;
-    }
+    if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
     socket.emit(event, payload);
   }
 
-  /** Bytes (WebSocket) or packets (polling) waiting to reach the client. */
+  /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
+  private ready(socket: AppSocket): Promise<void> | undefined {
+    if (socket.disconnected || this.buffered(socket) <= this.bufferLimitBytes / 2) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(stalled);
+        socket.conn.off("drain", done);
+        socket.off("disconnect", done);
+        resolve();
+      };
+      const stalled = setTimeout(() => {
+        this.cutOff(socket);
+        done();
+      }, REPLAY_STALL_MS);
+      socket.conn.on("drain", done);
+      socket.on("disconnect", done);
+    });
+  }
+
+  /** Disconnects a client that stopped reading, dropping what it left unread at once. */
+  private cutOff(socket: AppSocket): void {
+    socket.disconnect(true);
+    // engine.io would otherwise wait for the unread output to drain (until the ping timeout).
+    socket.conn.close(true);
+    (socket.conn.transport as unknown as { socket?: { terminate?: () => void } }).socket?.terminate?.();
+  }
+
+  /** Bytes waiting to reach the client: in the WebSocket, and queued in engine.io (all that polling has). */
   private buffered(socket: AppSocket): number {
     const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } };
-    const waitingPackets = (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
-    return (transport.socket?.bufferedAmount ?? 0) + waitingPackets * 1024;
+    const queued = (socket.conn as unknown as { writeBuffer?: Array<{ data?: unknown }> }).writeBuffer ?? [];
+    let bytes = transport.socket?.bufferedAmount ?? 0;
+    for (const packet of queued) bytes += typeof packet.data === "string" ? packet.data.length : 64;
+    return bytes;
   }
 }
 
@@ -160,12 +196,21 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
   io.use(async (socket, next) => {
     const token: unknown = socket.handshake.auth?.token;
     if (typeof token !== "string" || token === "") return next(new Error("unauthorized"));
+    let auth: AuthContext;
     try {
-      const auth = await sessions.verifyBearer(token);
-      Object.assign(socket.data, { auth, streams: new Map(), changes: new Map(), gone: new AbortController() } satisfies SocketData);
-      next();
+      auth = await sessions.verifyBearer(token);
     } catch {
-      next(new Error("unauthorized"));
+      return next(new Error("unauthorized"));
+    }
+    try {
+      // Read before the client is told it is connected: every direct message committed
+      // from then on has a larger id, and reaches it.
+      const directFrom = await relay.resumePoint(dmStream(auth.user.id), undefined);
+      Object.assign(socket.data, { auth, directFrom, streams: new Map(), changes: new Map(), gone: new AbortController() } satisfies SocketData);
+      next();
+    } catch (error) {
+      log.warn({ err: error }, "could not accept a socket");
+      next(new Error("unavailable"));
     }
   });
 
@@ -184,7 +229,13 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
       sockets.unfollowAll(socket);
     });
     for (const register of options.modules) register(socket, sockets);
-    sockets.follow(socket, dmStream(user.id), "dm:message").catch((error: unknown) => {
+    // An event no module handles still gets its ack, rather than a client left waiting.
+    socket.onAny((event: string, ...args: unknown[]) => {
+      const ack = args[args.length - 1];
+      if (socket.listeners(event).length === 0 && typeof ack === "function")
+        (ack as Ack)({ ok: false, error: { status: 404, title: "Not Found", detail: `No event is named "${event}".` } satisfies AckError });
+    });
+    sockets.follow(socket, dmStream(user.id), "dm:message", socket.data.directFrom).catch((error: unknown) => {
       log.error({ err: error }, "could not relay direct messages to a socket");
       socket.disconnect(true);
     });

@@ -7,8 +7,13 @@ import { MessageIdSchema } from "../modules/messaging/messaging.schemas";
 export interface EventStream {
   /** Sends one event; `data` is already JSON. Drops a client that stopped reading. */
   send(id: string, event: string, data: string): void;
+  /** For replays: a promise while the client has much unsent (see StreamRelay's `ready`). */
+  ready(): Promise<void> | undefined;
   onClose(callback: () => void): void;
 }
+
+/** How long a replaying client may take to read what it was sent before it counts as stalled. */
+const REPLAY_STALL_MS = 30_000;
 
 interface OpenStream {
   auth: AuthContext;
@@ -79,15 +84,32 @@ export class EventStreams {
     if (this.options.revokedSince(auth, auth.checkedAt)) end();
 
     const limit = this.options.bufferLimitBytes;
+    const cutOff = () => {
+      // The client stopped reading: cut it off rather than buffer without bound.
+      close();
+      res.destroy();
+    };
     return {
+      ready() {
+        if (closed || res.writableLength <= limit / 2) return undefined;
+        return new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(stalled);
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          const stalled = setTimeout(() => {
+            cutOff();
+            done();
+          }, REPLAY_STALL_MS);
+          res.on("drain", done);
+          res.on("close", done);
+        });
+      },
       send(id, event, data) {
         if (closed) return;
-        if (res.writableLength > limit) {
-          // The client stopped reading: cut it off rather than buffer without bound.
-          close();
-          res.destroy();
-          return;
-        }
+        if (res.writableLength > limit) return cutOff();
         res.write(`id: ${id}\nevent: ${event}\ndata: ${data}\n\n`);
       },
       onClose(callback) {

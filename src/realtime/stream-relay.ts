@@ -1,9 +1,22 @@
+import { HttpError } from "../http/errors";
 import type { Logger } from "../logger";
 import type { Bus } from "./bus";
 import { MESSAGES_TOPIC, type Message, type MessageEvent, type MessagingService } from "../modules/messaging/messaging.service";
 
 /** Receives a stream's messages in order; `json` is the message serialized once for all listeners. */
 export type Listener = (message: Message, json: string) => void;
+
+export interface ListenOptions {
+  /** Replay the messages committed after this id first. */
+  after?: string;
+  /** Cancels a replay (the client went away). */
+  signal?: AbortSignal;
+  /**
+   * Backpressure for the replay: a promise while the client still has too much unsent,
+   * so a long replay goes at the client's pace instead of piling up in its buffer.
+   */
+  ready?: () => Promise<void> | undefined;
+}
 
 interface StreamState {
   /** Id of the last message delivered to this process' listeners; null until read from the database. */
@@ -42,10 +55,28 @@ export class StreamRelay {
   }
 
   /**
-   * Adds a listener to a stream. With `after`, it first receives the messages committed
-   * after that id. Resolves with the function that removes it; `signal` cancels a replay.
+   * Where a client starts following: after the id it last saw, or after the stream's
+   * last committed message, read before the client is told it is following (so a
+   * message committed once it knows cannot be taken for history). An id beyond the
+   * stream's end is a client's mistake: 400.
    */
-  async listen(key: string, listener: Listener, after?: string, signal?: AbortSignal): Promise<() => void> {
+  async resumePoint(key: string, after: string | undefined): Promise<string> {
+    const last = await this.messaging.lastId(key);
+    if (after === undefined) return last;
+    if (BigInt(after) > BigInt(last))
+      throw new HttpError(400, `No message ${after} exists in this stream yet; its newest is ${last}.`, {
+        errors: [{ field: "after", message: "beyond the newest message" }],
+      });
+    return after;
+  }
+
+  /**
+   * Adds a listener to a stream. With `after`, it first receives the messages committed
+   * after that id; without, those committed from now on. Resolves with the function that
+   * removes it.
+   */
+  async listen(key: string, listener: Listener, options: ListenOptions = {}): Promise<() => void> {
+    const { after, signal, ready } = options;
     let stream = this.streams.get(key);
     if (!stream) {
       stream = { last: null, listeners: new Set(), joining: 0, chain: Promise.resolve() };
@@ -59,25 +90,35 @@ export class StreamRelay {
     };
     state.joining += 1;
     try {
-      // Messages committed before this point are history; later ones arrive as events.
-      await this.enqueue(key, state, async () => {
-        state.last ??= BigInt(await this.messaging.lastId(key));
-      });
-      let cursor = after === undefined ? undefined : BigInt(after);
-      if (cursor !== undefined) cursor = await this.replay(key, cursor, state.last!, [listener], signal);
-      await this.enqueue(key, state, async () => {
-        if (signal?.aborted) return;
-        if (cursor !== undefined) cursor = await this.replay(key, cursor, state.last!, [listener], signal);
-        // A client that claims to have seen ids beyond the stream's end gets none of those again.
-        const floor = cursor !== undefined && cursor > state.last! ? cursor : null;
-        attached =
-          floor === null
-            ? listener
-            : (message, json) => {
-                if (BigInt(message.id) > floor) listener(message, json);
-              };
-        state.listeners.add(attached);
-      });
+      if (after === undefined) {
+        // Messages committed before this step are history; later ones arrive as events.
+        await this.enqueue(key, state, async () => {
+          state.last ??= BigInt(await this.messaging.lastId(key));
+          if (signal?.aborted) return;
+          attached = listener;
+          state.listeners.add(attached);
+        });
+      } else {
+        await this.enqueue(key, state, async () => {
+          state.last ??= BigInt(await this.messaging.lastId(key));
+        });
+        // The bulk beside live delivery, at the pace the client takes it...
+        let cursor = await this.replay(key, BigInt(after), state.last!, [listener], signal, ready);
+        await this.enqueue(key, state, async () => {
+          if (signal?.aborted) return;
+          // ...then what arrived meanwhile, and joining, in the stream's chain.
+          cursor = await this.replay(key, cursor, state.last!, [listener], signal);
+          // A client that claims to have seen ids beyond the stream's end gets none of those again.
+          const floor = cursor > state.last! ? cursor : null;
+          attached =
+            floor === null
+              ? listener
+              : (message, json) => {
+                  if (BigInt(message.id) > floor) listener(message, json);
+                };
+          state.listeners.add(attached);
+        });
+      }
     } finally {
       state.joining -= 1;
       if (!attached) remove();
@@ -114,13 +155,25 @@ export class StreamRelay {
    * Sends the stream's messages with after < id <= upTo to the listeners, page by page
    * until done or cancelled. Returns the id it got to.
    */
-  private async replay(key: string, after: bigint, upTo: bigint, listeners: Iterable<Listener>, signal?: AbortSignal): Promise<bigint> {
+  private async replay(
+    key: string,
+    after: bigint,
+    upTo: bigint,
+    listeners: Iterable<Listener>,
+    signal?: AbortSignal,
+    ready?: () => Promise<void> | undefined,
+  ): Promise<bigint> {
     let cursor = after;
     while (cursor < upTo && !signal?.aborted) {
       const page = await this.messaging.between(key, cursor.toString(), upTo.toString(), REPLAY_PAGE);
-      for (const message of page) this.deliver(listeners, message, JSON.stringify(message));
+      for (const message of page) {
+        const wait = ready?.();
+        if (wait) await wait;
+        if (signal?.aborted) return cursor;
+        this.deliver(listeners, message, JSON.stringify(message));
+        cursor = BigInt(message.id);
+      }
       if (page.length < REPLAY_PAGE) return upTo;
-      cursor = BigInt(page[page.length - 1].id);
     }
     return cursor;
   }

@@ -76,7 +76,7 @@ export class AccountsService {
   /** Users by name, case-insensitively. */
   listUsers(limit: number, cursor?: string): Promise<Page<PublicUser>> {
     const query = this.dataSource.getRepository(UserEntity).createQueryBuilder("u");
-    return pageByName(query, "u.username", (u) => u.username, { limit, cursor }, presentUser);
+    return pageByName(query, "u.username", { limit, cursor }, presentUser);
   }
 
   async getUser(username: string): Promise<PublicUser> {

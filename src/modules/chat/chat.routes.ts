@@ -74,9 +74,10 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after", 404: "No such channel" },
     },
     async ({ auth, params, query, req, res }) => {
-      const after = EventStreams.resumeFrom(req, query.after);
       await chat.getChannel(params.id);
-      await follow(relay, streams.start(req, res, auth), channelStream(params.id), after);
+      const key = channelStream(params.id);
+      const after = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
+      await follow(relay, streams.start(req, res, auth), key, after);
     },
   );
 
@@ -111,16 +112,21 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after" },
     },
     async ({ auth, query, req, res }) => {
-      const after = EventStreams.resumeFrom(req, query.after);
-      await follow(relay, streams.start(req, res, auth), dmStream(auth.user.id), after);
+      const key = dmStream(auth.user.id);
+      const after = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
+      await follow(relay, streams.start(req, res, auth), key, after);
     },
   );
 }
 
-/** Relays the stream's messages into the event stream until either side closes. */
-async function follow(relay: StreamRelay, stream: EventStream, key: string, after: string | undefined) {
+/** Relays the stream's messages after `after` into the event stream until either side closes. */
+async function follow(relay: StreamRelay, stream: EventStream, key: string, after: string) {
   const cancel = new AbortController();
   stream.onClose(() => cancel.abort());
-  const stop = await relay.listen(key, (message, json) => stream.send(message.id, "message", json), after, cancel.signal);
+  const stop = await relay.listen(key, (message, json) => stream.send(message.id, "message", json), {
+    after,
+    signal: cancel.signal,
+    ready: () => stream.ready(),
+  });
   stream.onClose(stop);
 }

@@ -1,4 +1,4 @@
-import { pageOf, PageQuerySchema, text } from "../../http/schemas";
+import { pageOf, PageQuerySchema, text, UuidInput } from "../../http/schemas";
 import { z } from "../../http/zod";
 import { UsernameSchema } from "../accounts/accounts.schemas";
 import { HistoryQuerySchema, MessageBodySchema } from "../messaging/messaging.schemas";
@@ -12,13 +12,13 @@ export const ChannelSchema = z
   .openapi("Channel");
 
 export const ChannelPageSchema = pageOf(ChannelSchema).openapi("ChannelPage");
-export const ChannelParams = z.object({ id: z.uuid() });
+export const ChannelParams = z.object({ id: UuidInput });
 export const ChannelListQuery = PageQuerySchema;
 
 export const DirectHistoryQuery = HistoryQuerySchema.extend({ with: UsernameSchema.optional() });
 
 /** Socket.IO payloads. */
-export const ChatSubscribePayload = z.strictObject({ channel_id: z.uuid(), after: HistoryQuerySchema.shape.after });
-export const ChatUnsubscribePayload = z.strictObject({ channel_id: z.uuid() });
-export const ChatSendPayload = z.strictObject({ channel_id: z.uuid(), body: MessageBodySchema });
+export const ChatSubscribePayload = z.strictObject({ channel_id: UuidInput, after: HistoryQuerySchema.shape.after });
+export const ChatUnsubscribePayload = z.strictObject({ channel_id: UuidInput });
+export const ChatSendPayload = z.strictObject({ channel_id: UuidInput, body: MessageBodySchema });
 export const DirectSendPayload = z.strictObject({ to: UsernameSchema, body: MessageBodySchema });

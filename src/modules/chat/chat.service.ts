@@ -32,7 +32,7 @@ export class ChatService {
   /** Channels by name, case-insensitively. */
   listChannels(limit: number, cursor?: string): Promise<Page<Channel>> {
     const query = this.dataSource.getRepository(ChannelEntity).createQueryBuilder("c");
-    return pageByName(query, "c.name", (c) => c.name, { limit, cursor }, presentChannel);
+    return pageByName(query, "c.name", { limit, cursor }, presentChannel);
   }
 
   async createChannel(creator: UserEntity, name: string): Promise<Channel> {

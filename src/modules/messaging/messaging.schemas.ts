@@ -1,3 +1,4 @@
+import { badRequest } from "../../http/errors";
 import { LimitSchema, text } from "../../http/schemas";
 import { z } from "../../http/zod";
 
@@ -45,6 +46,8 @@ export const HistoryQuerySchema = z.object({
 export type HistoryQueryInput = z.output<typeof HistoryQuerySchema>;
 
 export function toHistoryQuery(query: HistoryQueryInput) {
+  if (query.before !== undefined && query.cursor !== undefined)
+    throw badRequest("Give `before` or its alias `cursor`, not both.", [{ field: "query.cursor", message: "conflicts with before" }]);
   return { before: query.before ?? query.cursor, after: query.after, limit: query.limit };
 }
 

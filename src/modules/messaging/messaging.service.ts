@@ -105,21 +105,19 @@ export class MessagingService {
     return this.history(filter.where, [filter.param], query);
   }
 
-  /** Newest first; with `after`, the messages after it, oldest first. */
+  /**
+   * Newest first (before `before`, when given); with `after`, the messages after it,
+   * oldest first (and before `before`, when both are given).
+   */
   async history(where: string, params: unknown[], query: HistoryQuery): Promise<Page<Message>> {
-    const next = params.length + 1;
-    let sql: string;
-    let cursor: string | undefined;
-    if (query.after !== undefined) {
-      sql = `SELECT ${COLUMNS} FROM messages m WHERE ${where} AND m.id > $${next} ORDER BY m.id ASC LIMIT $${next + 1}`;
-      cursor = query.after;
-    } else if (query.before !== undefined) {
-      sql = `SELECT ${COLUMNS} FROM messages m WHERE ${where} AND m.id < $${next} ORDER BY m.id DESC LIMIT $${next + 1}`;
-      cursor = query.before;
-    } else {
-      sql = `SELECT ${COLUMNS} FROM messages m WHERE ${where} ORDER BY m.id DESC LIMIT $${next}`;
-    }
-    const rows: MessageRow[] = await this.dataSource.query(sql, [...params, ...(cursor !== undefined ? [cursor] : []), query.limit + 1]);
+    const values = [...params];
+    const bound = (value: string) => `$${values.push(value)}`;
+    const conditions = [where];
+    if (query.after !== undefined) conditions.push(`m.id > ${bound(query.after)}`);
+    if (query.before !== undefined) conditions.push(`m.id < ${bound(query.before)}`);
+    const order = query.after !== undefined ? "ASC" : "DESC";
+    const sql = `SELECT ${COLUMNS} FROM messages m WHERE ${conditions.join(" AND ")} ORDER BY m.id ${order} LIMIT ${bound(String(query.limit + 1))}`;
+    const rows: MessageRow[] = await this.dataSource.query(sql, values);
     const more = rows.length > query.limit;
     const items = (more ? rows.slice(0, query.limit) : rows).map(present);
     return { items, next_cursor: more ? items[items.length - 1].id : null };
