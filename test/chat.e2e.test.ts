@@ -449,7 +449,7 @@ describe("slow clients", () => {
       for (const transports of [["polling"], ["websocket"]]) {
         const socket = io(limited.url, { auth: { token: user.token }, transports, reconnection: false, forceNew: true });
         open.push(socket);
-        await new Promise((resolve) => socket.once("connect", resolve));
+        await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
         const received = collect(socket, "chat:message");
         const ack = await socket.timeout(30_000).emitWithAck("chat:subscribe", { channel_id: channel.id, after: first.id });
         expect(ack.ok).toBe(true);
