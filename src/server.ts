@@ -6,6 +6,7 @@ import type { Server as SocketIoServer } from "socket.io";
 import type { DataSource } from "typeorm";
 import { createApp } from "./app";
 import { DEFAULT_ADMIN_PASSWORD, type Config } from "./config";
+import { answerClientError } from "./http/error-handler";
 import { createCredentialRateLimiter, createFailedCredentialLimiter } from "./http/rate-limit";
 import type { Logger } from "./logger";
 import { registerAccountsRoutes } from "./modules/accounts/accounts.routes";
@@ -107,6 +108,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   });
   new Gauge({ name: "convene_socketio_clients", help: "Connected Socket.IO clients", registers: [metrics], collect() { this.set(io.engine.clientsCount); } });
   new Gauge({ name: "convene_sse_streams", help: "Open Server-Sent Events streams", registers: [metrics], collect() { this.set(eventStreams.size); } });
+  httpServer.on("clientError", answerClientError);
   // Upgrades that no door owns are refused rather than left hanging.
   httpServer.on("upgrade", (req, socket) => {
     if (!req.url?.startsWith("/socket.io/")) socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");

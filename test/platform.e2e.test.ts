@@ -1,3 +1,4 @@
+import net from "node:net";
 import { freshDatabase, startTestServer, testDatabase, type TestServer } from "./support/test-server";
 
 let t: TestServer;
@@ -37,6 +38,24 @@ describe("platform", () => {
     const res = await t.http.get("/no/such/route");
     expect(res.status).toBe(404);
     expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
+  });
+
+  it("answers requests HTTP itself refuses with problem+json too", async () => {
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(new URL(t.url).port), "127.0.0.1", () => socket.write(request));
+        let answer = "";
+        socket.on("data", (chunk) => (answer += chunk.toString()));
+        socket.on("end", () => resolve(answer));
+        socket.on("error", reject);
+      });
+    const tooLarge = await raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    expect(tooLarge).toMatch(/^HTTP\/1.1 431 /);
+    expect(tooLarge).toMatch(/Content-Type: application\/problem\+json/);
+    expect(JSON.parse(tooLarge.slice(tooLarge.indexOf("\r\n\r\n") + 4))).toMatchObject({ status: 431 });
+    const garbage = await raw("NOT HTTP AT ALL\r\n\r\n");
+    expect(garbage).toMatch(/^HTTP\/1.1 400 /);
+    expect(JSON.parse(garbage.slice(garbage.indexOf("\r\n\r\n") + 4))).toMatchObject({ status: 400 });
   });
 
   it("sets security headers, CORS and a request id", async () => {

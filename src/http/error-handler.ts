@@ -1,3 +1,5 @@
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../db/data-source";
 import { HttpError, problem, type ProblemDetails } from "./errors";
@@ -74,3 +76,20 @@ export function createErrorHandler(log: { error: (obj: object, msg: string) => v
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new HttpError(404, `No route matches ${req.method} ${req.path}.`));
 };
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them (headers too large, a
+ * malformed request line) still get a problem+json answer: the http server's
+ * "clientError" listener.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || error.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const body = JSON.stringify(problem(status, status === 431 ? "The request headers are too large." : status === 408 ? "The request took too long to arrive." : "The request is not valid HTTP."));
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
