@@ -7,6 +7,7 @@ import type { Logger } from "../logger";
 import { ACCOUNTS_TOPIC, endsConnection, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
 import type { Message } from "../modules/messaging/messaging.service";
 import { dmStream } from "../modules/messaging/streams";
+import { firstOf } from "./backpressure";
 import type { Bus } from "./bus";
 import type { StreamRelay } from "./stream-relay";
 
@@ -22,8 +23,6 @@ export interface SocketData {
   directFrom: string;
 }
 
-/** How long a replaying client may take to read what it was sent before it counts as stalled. */
-const REPLAY_STALL_MS = 30_000;
 
 export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
 
@@ -133,20 +132,7 @@ export class SocketRelay {
   /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
   private ready(socket: AppSocket): Promise<void> | undefined {
     if (socket.disconnected || this.buffered(socket) <= this.bufferLimitBytes / 2) return undefined;
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(stalled);
-        socket.conn.off("drain", done);
-        socket.off("disconnect", done);
-        resolve();
-      };
-      const stalled = setTimeout(() => {
-        this.cutOff(socket);
-        done();
-      }, REPLAY_STALL_MS);
-      socket.conn.on("drain", done);
-      socket.on("disconnect", done);
-    });
+    return firstOf([[socket.conn, "drain"], [socket, "disconnect"]], () => this.cutOff(socket));
   }
 
   /** Disconnects a client that stopped reading, dropping what it left unread at once. */

@@ -3,6 +3,7 @@ import type { AuthContext } from "../http/auth-context";
 import { HttpError } from "../http/errors";
 import { endsConnection, type AccountsEvent } from "../modules/accounts/sessions.service";
 import { MessageIdSchema } from "../modules/messaging/messaging.schemas";
+import { firstOf } from "./backpressure";
 
 export interface EventStream {
   /** Sends one event; `data` is already JSON. Drops a client that stopped reading. */
@@ -12,8 +13,6 @@ export interface EventStream {
   onClose(callback: () => void): void;
 }
 
-/** How long a replaying client may take to read what it was sent before it counts as stalled. */
-const REPLAY_STALL_MS = 30_000;
 
 interface OpenStream {
   auth: AuthContext;
@@ -92,20 +91,7 @@ export class EventStreams {
     return {
       ready() {
         if (closed || res.writableLength <= limit / 2) return undefined;
-        return new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(stalled);
-            res.off("drain", done);
-            res.off("close", done);
-            resolve();
-          };
-          const stalled = setTimeout(() => {
-            cutOff();
-            done();
-          }, REPLAY_STALL_MS);
-          res.on("drain", done);
-          res.on("close", done);
-        });
+        return firstOf([[res, "drain"], [res, "close"]], cutOff);
       },
       send(id, event, data) {
         if (closed) return;
