@@ -3,7 +3,7 @@ import { Router, type Request, type RequestHandler, type Response } from "expres
 import type { ZodObject, ZodType, z } from "zod";
 import type { AuthContext, Authenticator } from "./auth-context";
 import { HttpError, type FieldProblem } from "./errors";
-import type { FailedCredentialLimiter } from "./rate-limit";
+import { NO_FAILED_CREDENTIAL_LIMIT, type FailedCredentialLimiter } from "./rate-limit";
 import { ProblemSchema } from "./schemas";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
@@ -75,7 +75,7 @@ export class Api {
   constructor(
     private readonly registry: OpenAPIRegistry,
     private readonly authenticator: Authenticator,
-    private readonly failedCredentials: FailedCredentialLimiter = { check: async () => undefined, recordFailure: async () => undefined },
+    private readonly failedCredentials: FailedCredentialLimiter = NO_FAILED_CREDENTIAL_LIMIT,
   ) {}
 
   route<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode>(

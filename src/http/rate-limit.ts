@@ -36,8 +36,11 @@ export interface FailedCredentialLimiter {
   recordFailure(req: Request): Promise<void>;
 }
 
+/** Limits nothing (RATE_LIMIT_AUTH_PER_MINUTE=0). */
+export const NO_FAILED_CREDENTIAL_LIMIT: FailedCredentialLimiter = { check: async () => undefined, recordFailure: async () => undefined };
+
 export function createFailedCredentialLimiter(perMinute: number): FailedCredentialLimiter {
-  if (perMinute === 0) return { check: async () => undefined, recordFailure: async () => undefined };
+  if (perMinute === 0) return NO_FAILED_CREDENTIAL_LIMIT;
   const store = new MemoryStore();
   store.init({ windowMs: WINDOW_MS } as Options);
   const key = (req: Request) => ipKeyGenerator(req.ip ?? "unknown");

@@ -23,7 +23,6 @@ export interface SocketData {
   directFrom: string;
 }
 
-
 export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
 
 /** A module's Socket.IO face: registers its event handlers on each new socket. */

@@ -13,7 +13,6 @@ export interface EventStream {
   onClose(callback: () => void): void;
 }
 
-
 interface OpenStream {
   auth: AuthContext;
   close(): void;
