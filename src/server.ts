@@ -7,7 +7,7 @@ import type { DataSource } from "typeorm";
 import { createApp } from "./app";
 import { DEFAULT_ADMIN_PASSWORD, type Config } from "./config";
 import { answerClientError } from "./http/error-handler";
-import { createCredentialRateLimiter, createFailedCredentialLimiter } from "./http/rate-limit";
+import { createCredentialRateLimiter, createFailedCredentialLimiter, createRateLimitStores } from "./http/rate-limit";
 import type { Logger } from "./logger";
 import { registerAccountsRoutes } from "./modules/accounts/accounts.routes";
 import { AccountsService } from "./modules/accounts/accounts.service";
@@ -73,12 +73,14 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
 
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
-  const credentialLimiter = createCredentialRateLimiter(config.rateLimitAuthPerMinute);
+  const rateLimitStores = await createRateLimitStores(config.redisUrl, config.redisPrefix, log);
+  const credentialLimiter = createCredentialRateLimiter(config.rateLimitAuthPerMinute, rateLimitStores.create("credentials"));
+  const failedCredentials = await createFailedCredentialLimiter(config.rateLimitAuthPerMinute, rateLimitStores.create("failed-credentials"), log);
   const app = createApp({
     config,
     log,
     authenticator: sessions,
-    failedCredentials: createFailedCredentialLimiter(config.rateLimitAuthPerMinute),
+    failedCredentials,
     version: VERSION,
     modules: [
       (api) => registerPlatformRoutes(api, dataSource, metrics),
@@ -141,6 +143,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
         ]);
         clearTimeout(grace);
         httpServer.closeAllConnections();
+        await rateLimitStores.close();
       })();
       return closing;
     },

@@ -1,5 +1,8 @@
 import type { Request, RequestHandler } from "express";
-import { MemoryStore, ipKeyGenerator, rateLimit, type Options, type RateLimitInfo } from "express-rate-limit";
+import { MemoryStore, ipKeyGenerator, rateLimit, type ClientRateLimitInfo, type Options, type RateLimitInfo, type Store } from "express-rate-limit";
+import { RedisStore } from "rate-limit-redis";
+import { createClient } from "redis";
+import type { Logger } from "../logger";
 import { HttpError } from "./errors";
 
 const WINDOW_MS = 60_000;
@@ -11,12 +14,39 @@ function tooMany(resetTime: Date | undefined): HttpError {
   });
 }
 
+/**
+ * Where the limiters count. In memory on one process; in Redis when REDIS_URL is set, so
+ * every process counts a client's attempts together and PROCESSES=N does not multiply
+ * the limit.
+ */
+export interface RateLimitStores {
+  /** A store of its own for one limiter. */
+  create(name: string): Store;
+  close(): Promise<void>;
+}
+
+export async function createRateLimitStores(redisUrl: string | null, prefix: string, log: Logger): Promise<RateLimitStores> {
+  if (!redisUrl) return { create: () => new MemoryStore(), close: async () => undefined };
+  const client = createClient({ url: redisUrl, socket: { connectTimeout: 5000 } });
+  client.on("error", (error: Error) => log.warn({ err: error }, "redis rate-limit connection error"));
+  await client.connect();
+  return {
+    create: (name) => new RedisStore({ sendCommand: (...args: string[]) => client.sendCommand(args), prefix: `${prefix}rate-limit:${name}:` }),
+    close: async () => {
+      await client.quit().catch(() => undefined);
+    },
+  };
+}
+
 /** Per-client limit of every request to the credential routes (login, register); 0 turns it off. */
-export function createCredentialRateLimiter(perMinute: number): RequestHandler {
+export function createCredentialRateLimiter(perMinute: number, store: Store): RequestHandler {
   if (perMinute === 0) return (_req, _res, next) => next();
   return rateLimit({
     windowMs: WINDOW_MS,
     limit: perMinute,
+    store,
+    // Redis down: serve the request rather than refuse every login.
+    passOnStoreError: true,
     standardHeaders: "draft-7",
     legacyHeaders: false,
     handler: (req, _res, next) => next(tooMany((req as Request & { rateLimit?: RateLimitInfo }).rateLimit?.resetTime)),
@@ -28,7 +58,7 @@ export function createCredentialRateLimiter(perMinute: number): RequestHandler {
  * and `current_password`. Only failures count, so a client that uses the API correctly
  * (long-lived event streams included) is never limited; once over the limit, every
  * credential check is refused before it runs, so a right guess cannot be told from a
- * wrong one. Counts are per process.
+ * wrong one.
  */
 export interface FailedCredentialLimiter {
   /** Throws 429 while the client is over its limit. */
@@ -39,18 +69,28 @@ export interface FailedCredentialLimiter {
 /** Limits nothing (RATE_LIMIT_AUTH_PER_MINUTE=0). */
 export const NO_FAILED_CREDENTIAL_LIMIT: FailedCredentialLimiter = { check: async () => undefined, recordFailure: async () => undefined };
 
-export function createFailedCredentialLimiter(perMinute: number): FailedCredentialLimiter {
+export async function createFailedCredentialLimiter(perMinute: number, store: Store, log: Logger): Promise<FailedCredentialLimiter> {
   if (perMinute === 0) return NO_FAILED_CREDENTIAL_LIMIT;
-  const store = new MemoryStore();
-  store.init({ windowMs: WINDOW_MS } as Options);
+  await store.init?.({ windowMs: WINDOW_MS } as Options);
   const key = (req: Request) => ipKeyGenerator(req.ip ?? "unknown");
+  // Like the login limiter: when the store fails, serve rather than refuse everyone.
+  const tolerate = (error: unknown) => log.warn({ err: error }, "failed-credential limiter store failed");
   return {
     async check(req) {
-      const info = await store.get(key(req));
+      let info: ClientRateLimitInfo | undefined;
+      try {
+        info = await store.get?.(key(req));
+      } catch (error) {
+        tolerate(error);
+      }
       if (info && info.totalHits >= perMinute && (info.resetTime?.getTime() ?? Infinity) > Date.now()) throw tooMany(info.resetTime);
     },
     async recordFailure(req) {
-      await store.increment(key(req));
+      try {
+        await store.increment(key(req));
+      } catch (error) {
+        tolerate(error);
+      }
     },
   };
 }
