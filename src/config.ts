@@ -61,7 +61,8 @@ const EnvSchema = z.object({
     .optional(),
   REDIS_PREFIX: z.string().min(1).max(100).default("convene:"),
   PROCESSES: envInt(1, 64).default(1),
-  TRUST_PROXY: z.union([booleanish, envInt(0, 10)]).default(false),
+  // A number first: "1" is one proxy hop, not "trust every proxy".
+  TRUST_PROXY: z.union([envInt(0, 10), z.enum(["true", "false"]).transform((v) => v === "true")]).default(false),
   JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   // At most 14 days: connections are closed by a timer when their token expires.
   JWT_TTL_SECONDS: envInt(1, 14 * 86_400).default(86_400),

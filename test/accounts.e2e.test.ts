@@ -378,6 +378,20 @@ describe("rate limits", () => {
     }
   });
 
+  it("limits a burst of parallel guesses like a sequence of them", async () => {
+    const limited = await startTestServer({ RATE_LIMIT_AUTH_PER_MINUTE: "5" });
+    try {
+      const guesses = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => limited.http.get("/users/me").set("Authorization", basic("admin", `guess ${i}`))),
+      );
+      const statuses = guesses.map((res) => res.status);
+      expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(5);
+      expect(statuses.filter((status) => status !== 401 && status !== 429)).toEqual([]);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it("counts wrong current_password guesses, never correct use of the API", async () => {
     const limited = await startTestServer({ RATE_LIMIT_AUTH_PER_MINUTE: "3" });
     try {

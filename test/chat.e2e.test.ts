@@ -428,14 +428,15 @@ describe("Socket.IO", () => {
 
 describe("slow clients", () => {
   it("replays a backlog far larger than the buffer bound to clients that read, at their pace", async () => {
-    const limited = await startTestServer({ CLIENT_BUFFER_LIMIT_BYTES: "65536" });
+    // Under twice a stream's highWaterMark, so no write is ever refused and no "drain" comes.
+    const limited = await startTestServer({ CLIENT_BUFFER_LIMIT_BYTES: "24576" });
     const open: Socket[] = [];
     try {
       const user = await registerUser(limited);
       const headers = { Authorization: `Bearer ${user.token}` };
       const channel = (await limited.http.post("/chat/rooms").set(headers).send({ name: "backlog" })).body;
       const first = (await limited.http.post(`/chat/rooms/${channel.id}/messages`).set(headers).send({ body: "start" })).body;
-      const total = 150; // 600 kB after `first`: nine times the bound
+      const total = 150; // 600 kB after `first`: 24 times the bound
       for (let sent = 0; sent < total; sent += 25)
         await Promise.all(Array.from({ length: 25 }, () => limited.http.post(`/chat/rooms/${channel.id}/messages`).set(headers).send({ body: "z".repeat(4000) })));
 

@@ -54,6 +54,11 @@ describe("configuration", () => {
     expect(() => loadConfig({ ORMCONFIG: "/nonexistent/ormconfig.json" }, "/nonexistent/ormconfig.json")).toThrow(/ORMCONFIG/);
   });
 
+  it("reads TRUST_PROXY 1 as one hop, true as every proxy", () => {
+    const load = (TRUST_PROXY: string) => loadConfig({ TRUST_PROXY }, "/nonexistent/ormconfig.json").trustProxy;
+    expect([load("1"), load("2"), load("true"), load("false")]).toEqual([1, 2, true, false]);
+  });
+
   it("reads CORS_ORIGINS as a list of origins", () => {
     expect(loadConfig({ CORS_ORIGINS: "https://a.example, http://b.example:8080" }, "/nonexistent/ormconfig.json").corsOrigins).toEqual([
       "https://a.example",

@@ -28,6 +28,8 @@ export interface EndpointSpec<P extends ZodObject, Q extends ZodObject, B extend
   responses: Record<number, ResponseSpec>;
   /** Middleware that runs before authentication (rate limiters). */
   before?: RequestHandler[];
+  /** A body field holding the caller's password (checked, so limited like HTTP Basic). */
+  passwordField?: string;
 }
 
 export interface HandlerInput<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> {
@@ -86,12 +88,19 @@ export class Api {
     const run: RequestHandler = async (req, res) => {
       // Answers are per caller and change with every write: no cache may keep them.
       res.setHeader("Cache-Control", "no-store");
+      // A password presented for checking is an attempt until it proves right. One verified
+      // lately is no guess, but is refused too while the client is over its limit: a
+      // guess that happens to hit the cache must not stand out.
+      const password = this.presentsPassword(spec, req);
+      if (password === "verified") await this.failedCredentials.check(req);
+      const attempt = password === "unverified" ? await this.failedCredentials.attempt(req) : null;
       try {
         await this.handle(spec, handler, req, res);
       } catch (error) {
-        if (error instanceof HttpError && error.credentialFailure) await this.failedCredentials.recordFailure(req);
+        if (!(error instanceof HttpError && error.credentialFailure)) await attempt?.forgive();
         throw error;
       }
+      await attempt?.forgive();
     };
     this.router[spec.method](spec.path, ...(spec.before ?? []), run);
   }
@@ -102,11 +111,7 @@ export class Api {
     req: Request,
     res: Response,
   ): Promise<void> {
-    let auth: AuthContext | null = null;
-    if (spec.auth === "required") {
-      await this.failedCredentials.check(req);
-      auth = await this.authenticate(req, spec.queryToken ?? false);
-    }
+    const auth = spec.auth === "required" ? await this.authenticate(req, spec.queryToken ?? false) : null;
     const params = this.parse(spec.params, req.params, "path");
     const query = this.parse(spec.query, req.query, "query");
     let body: unknown;
@@ -124,6 +129,15 @@ export class Api {
     const auth = await this.authenticator.authenticate({ authorization: req.headers.authorization, accessToken });
     req.log?.setBindings?.({ user: auth.user.username });
     return auth;
+  }
+
+  /** Whether the request presents a password: HTTP Basic, or the route's password field (`current_password`). */
+  private presentsPassword(spec: EndpointSpec<ZodObject, ZodObject, ZodType, AuthMode>, req: Request): "unverified" | "verified" | null {
+    const body: unknown = req.body;
+    if (spec.passwordField !== undefined && typeof body === "object" && body !== null && spec.passwordField in body) return "unverified";
+    const authorization = req.headers.authorization;
+    if (spec.auth !== "required" || !authorization || !/^\s*basic\s/i.test(authorization)) return null;
+    return this.authenticator.recentlyVerified(authorization) ? "verified" : "unverified";
   }
 
   private parse(schema: ZodType | undefined, value: unknown, location: "path" | "query" | "body"): unknown {

@@ -20,4 +20,6 @@ export interface Credentials {
 export interface Authenticator {
   /** Resolves the caller, or throws a 401 HttpError carrying WWW-Authenticate. */
   authenticate(credentials: Credentials): Promise<AuthContext>;
+  /** Whether these are HTTP Basic credentials verified lately (no guess, so not counted). */
+  recentlyVerified(authorization: string): boolean;
 }

@@ -83,7 +83,10 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
  * "clientError" listener.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || error.code === "ECONNRESET") {
+  // A response already under way on this connection (a pipelined request after an event
+  // stream, say) must not get another answer written into its body.
+  const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (!socket.writable || error.code === "ECONNRESET" || inProgress) {
     socket.destroy();
     return;
   }

@@ -54,43 +54,60 @@ export function createCredentialRateLimiter(perMinute: number, store: Store): Re
 }
 
 /**
- * Per-client limit of wrong passwords presented anywhere else: HTTP Basic on every route
- * and `current_password`. Only failures count, so a client that uses the API correctly
- * (long-lived event streams included) is never limited; once over the limit, every
- * credential check is refused before it runs, so a right guess cannot be told from a
- * wrong one.
+ * Per-client limit of wrong passwords presented anywhere but login: HTTP Basic on every
+ * route and `current_password`. Each such attempt counts as it starts (so a burst of
+ * parallel guesses is limited like a sequence) and is forgiven when the password was
+ * right; over the limit, the password is not even checked, so a right guess cannot be
+ * told from a wrong one. Requests that present no password (bearer tokens, event
+ * streams) never count.
  */
 export interface FailedCredentialLimiter {
-  /** Throws 429 while the client is over its limit. */
+  /** Counts an attempt, or throws 429 when the client is over its limit. */
+  attempt(req: Request): Promise<{ forgive(): Promise<void> }>;
+  /** Throws 429 when the client is over its limit, counting nothing (credentials verified lately). */
   check(req: Request): Promise<void>;
-  recordFailure(req: Request): Promise<void>;
 }
 
+const NOTHING_TO_FORGIVE = { forgive: async () => undefined };
+
 /** Limits nothing (RATE_LIMIT_AUTH_PER_MINUTE=0). */
-export const NO_FAILED_CREDENTIAL_LIMIT: FailedCredentialLimiter = { check: async () => undefined, recordFailure: async () => undefined };
+export const NO_FAILED_CREDENTIAL_LIMIT: FailedCredentialLimiter = { attempt: async () => NOTHING_TO_FORGIVE, check: async () => undefined };
 
 export async function createFailedCredentialLimiter(perMinute: number, store: Store, log: Logger): Promise<FailedCredentialLimiter> {
   if (perMinute === 0) return NO_FAILED_CREDENTIAL_LIMIT;
   await store.init?.({ windowMs: WINDOW_MS } as Options);
-  const key = (req: Request) => ipKeyGenerator(req.ip ?? "unknown");
   // Like the login limiter: when the store fails, serve rather than refuse everyone.
   const tolerate = (error: unknown) => log.warn({ err: error }, "failed-credential limiter store failed");
+  const keyOf = (req: Request) => ipKeyGenerator(req.ip ?? "unknown");
   return {
     async check(req) {
       let info: ClientRateLimitInfo | undefined;
       try {
-        info = await store.get?.(key(req));
+        info = await store.get?.(keyOf(req));
       } catch (error) {
         tolerate(error);
       }
-      if (info && info.totalHits >= perMinute && (info.resetTime?.getTime() ?? Infinity) > Date.now()) throw tooMany(info.resetTime);
+      if (info && info.totalHits >= perMinute) throw tooMany(info.resetTime);
     },
-    async recordFailure(req) {
+    async attempt(req) {
+      const key = keyOf(req);
+      let info: ClientRateLimitInfo;
       try {
-        await store.increment(key(req));
+        info = await store.increment(key);
       } catch (error) {
         tolerate(error);
+        return NOTHING_TO_FORGIVE;
       }
+      if (info.totalHits > perMinute) throw tooMany(info.resetTime);
+      return {
+        async forgive() {
+          try {
+            await store.decrement(key);
+          } catch (error) {
+            tolerate(error);
+          }
+        },
+      };
     },
   };
 }

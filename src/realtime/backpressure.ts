@@ -1,23 +1,40 @@
-import type { EventEmitter } from "node:events";
-
-/** How long a replaying client may take to read what it was sent before it counts as stalled. */
+/** How long a replaying client may go without reading anything before it counts as stalled. */
 export const REPLAY_STALL_MS = 30_000;
+/** How often a paused replay looks again at what the client has left unread. */
+const RECHECK_MS = 10;
 
 /**
- * Resolves at the first of `events` (the client drained its output, or went away); a
- * client that does neither within REPLAY_STALL_MS is stalled: `onStall` runs first.
+ * For replays: undefined while the client has at most `threshold` bytes unsent, else a
+ * promise that resolves once it is down to that (or the client is gone). Measured again
+ * every few ms rather than waiting for "drain" events: Node emits those only after a
+ * write was refused, and engine.io only when its own queue empties, so a reading client
+ * could wait for nothing. A client that reads nothing for REPLAY_STALL_MS is stalled:
+ * `onStall` cuts it off.
  */
-export function firstOf(events: Array<[EventEmitter, string]>, onStall: () => void): Promise<void> {
+export function belowThreshold(
+  unsent: () => number,
+  threshold: number,
+  gone: () => boolean,
+  onStall: () => void,
+): Promise<void> | undefined {
+  if (gone() || unsent() <= threshold) return undefined;
   return new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(stalled);
-      for (const [emitter, name] of events) emitter.off(name, done);
-      resolve();
-    };
-    const stalled = setTimeout(() => {
-      onStall();
-      done();
-    }, REPLAY_STALL_MS);
-    for (const [emitter, name] of events) emitter.on(name, done);
+    let lowest = unsent();
+    let lastProgress = Date.now();
+    const timer = setInterval(() => {
+      const now = unsent();
+      if (gone() || now <= threshold) {
+        clearInterval(timer);
+        return resolve();
+      }
+      if (now < lowest) {
+        lowest = now;
+        lastProgress = Date.now();
+      } else if (Date.now() - lastProgress > REPLAY_STALL_MS) {
+        clearInterval(timer);
+        onStall();
+        resolve();
+      }
+    }, RECHECK_MS);
   });
 }

@@ -7,7 +7,7 @@ import type { Logger } from "../logger";
 import { ACCOUNTS_TOPIC, endsConnection, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
 import type { Message } from "../modules/messaging/messaging.service";
 import { dmStream } from "../modules/messaging/streams";
-import { firstOf } from "./backpressure";
+import { belowThreshold } from "./backpressure";
 import type { Bus } from "./bus";
 import type { StreamRelay } from "./stream-relay";
 
@@ -130,8 +130,12 @@ export class SocketRelay {
 
   /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
   private ready(socket: AppSocket): Promise<void> | undefined {
-    if (socket.disconnected || this.buffered(socket) <= this.bufferLimitBytes / 2) return undefined;
-    return firstOf([[socket.conn, "drain"], [socket, "disconnect"]], () => this.cutOff(socket));
+    return belowThreshold(
+      () => this.buffered(socket),
+      this.bufferLimitBytes / 2,
+      () => socket.disconnected,
+      () => this.cutOff(socket),
+    );
   }
 
   /** Disconnects a client that stopped reading, dropping what it left unread at once. */

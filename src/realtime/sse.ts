@@ -3,7 +3,7 @@ import type { AuthContext } from "../http/auth-context";
 import { HttpError } from "../http/errors";
 import { endsConnection, type AccountsEvent } from "../modules/accounts/sessions.service";
 import { MessageIdSchema } from "../modules/messaging/messaging.schemas";
-import { firstOf } from "./backpressure";
+import { belowThreshold } from "./backpressure";
 
 export interface EventStream {
   /** Sends one event; `data` is already JSON. Drops a client that stopped reading. */
@@ -89,8 +89,7 @@ export class EventStreams {
     };
     return {
       ready() {
-        if (closed || res.writableLength <= limit / 2) return undefined;
-        return firstOf([[res, "drain"], [res, "close"]], cutOff);
+        return belowThreshold(() => res.writableLength, limit / 2, () => closed, cutOff);
       },
       send(id, event, data) {
         if (closed) return;

@@ -84,7 +84,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
     {
       method: "patch", path: "/users/:username", summary: "Change your password or mobile token", tags, auth: "required",
       description: "A password change needs current_password and ends all your other sessions; `mobile_token: null` clears it.",
-      params: UsernameParams, body: UpdateUserBody,
+      params: UsernameParams, body: UpdateUserBody, passwordField: "current_password",
       responses: {
         200: { description: "The updated user", schema: PrivateUserSchema },
         400: "Invalid fields, or current_password missing",

@@ -164,14 +164,17 @@ export class SessionService implements Authenticator {
     return auth;
   }
 
+  recentlyVerified(authorization: string): boolean {
+    const [scheme, value = ""] = authorization.trim().split(/\s+/, 2);
+    const credentials = /^basic$/i.test(scheme) ? decodeBasic(value) : null;
+    return credentials !== null && (this.basicCache?.has(credentials.cacheKey) ?? false);
+  }
+
   private async verifyBasic(encoded: string): Promise<AuthContext> {
     const checkedAt = Date.now();
-    const decoded = Buffer.from(encoded, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon < 1) throw unauthorized("Basic credentials must be base64(username:password).");
-    const username = decoded.slice(0, colon);
-    const password = decoded.slice(colon + 1);
-    const cacheKey = createHash("sha256").update(`${username.toLowerCase()}\0${password}`).digest("base64");
+    const credentials = decodeBasic(encoded);
+    if (!credentials) throw unauthorized("Basic credentials must be base64(username:password).");
+    const { username, password, cacheKey } = credentials;
     const cached = this.basicCache?.get(cacheKey);
     if (cached) return { ...cached, expiresAt: null, checkedAt };
     // Names that could not have been registered are unknown users, not database errors.
@@ -219,6 +222,16 @@ export class SessionService implements Authenticator {
     if (this.basicCache)
       for (const [key, auth] of this.basicCache.entries()) if (auth.user.id === event.userId) this.basicCache.delete(key);
   }
+}
+
+/** base64(username:password), and the key its verification is cached under; null when malformed. */
+function decodeBasic(encoded: string): { username: string; password: string; cacheKey: string } | null {
+  const decoded = Buffer.from(encoded, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 1) return null;
+  const username = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  return { username, password, cacheKey: createHash("sha256").update(`${username.toLowerCase()}\0${password}`).digest("base64") };
 }
 
 /** Whether an accounts event ends the connection of a user signed in with `sessionId` (null: HTTP Basic). */
