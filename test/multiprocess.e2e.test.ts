@@ -102,6 +102,14 @@ describeShared("two server processes on one Postgres and one Redis", () => {
     expect(await b.server.stop()).toBe(0);
   });
 
+  it("count a client's login attempts together, in Redis", async () => {
+    const limitedEnv = { RATE_LIMIT_AUTH_PER_MINUTE: "3", REDIS_PREFIX: `convene-test-${randomBytes(6).toString("hex")}:` };
+    const [a, b] = [await start(limitedEnv), await start(limitedEnv)];
+    const login = (url: string) => json(`${url}/auth/login`, "POST", { username: "admin", password: "wrong" });
+    expect([(await login(a.url)).status, (await login(b.url)).status, (await login(a.url)).status]).toEqual([401, 401, 401]);
+    expect((await login(b.url)).status).toBe(429);
+  });
+
   it("PROCESSES=2 serves Socket.IO long-polling and upgrades through sticky sessions on one port", async () => {
     const cluster = await start({ PROCESSES: "2" });
     expect(cluster.server.output()).toMatch(/"workers":2/);
