@@ -94,8 +94,8 @@ export function postgresCode(error: unknown): string | undefined {
 }
 
 export const FOREIGN_KEY_VIOLATION = "23503";
+export const UNIQUE_VIOLATION = "23505";
 
-/** True when the error is Postgres' unique violation (23505). */
 export function isUniqueViolation(error: unknown): boolean {
-  return postgresCode(error) === "23505";
+  return postgresCode(error) === UNIQUE_VIOLATION;
 }

@@ -1,5 +1,5 @@
 import type { ObjectLiteral, SelectQueryBuilder } from "typeorm";
-import { decodeCursor, toPage, type Page } from "../http/pagination";
+import { decodeCursor, encodeCursor, toPage, type Page } from "../http/pagination";
 
 /**
  * One keyset page ordered by a name that is unique case-insensitively (its lower() is
@@ -20,5 +20,5 @@ export async function pageByName<E extends ObjectLiteral, T>(
   }
   const { entities, raw } = await query.getRawAndEntities<{ sort_key: string }>();
   const rows = entities.map((entity, i) => ({ entity, sortKey: raw[i].sort_key }));
-  return toPage(rows, page.limit, (row) => present(row.entity), (row) => [row.sortKey]);
+  return toPage(rows, page.limit, (row) => present(row.entity), (row) => encodeCursor([row.sortKey]));
 }

@@ -9,7 +9,7 @@ import type { Message } from "../modules/messaging/messaging.service";
 import { dmStream } from "../modules/messaging/streams";
 import { belowThreshold } from "./backpressure";
 import type { Bus } from "./bus";
-import type { StreamRelay } from "./stream-relay";
+import type { ResumePoint, StreamRelay } from "./stream-relay";
 
 export interface SocketData {
   auth: AuthContext;
@@ -20,7 +20,7 @@ export interface SocketData {
   /** Cancels the replays still running when the socket goes. */
   gone: AbortController;
   /** The user's direct-message stream position when the handshake was accepted. */
-  directFrom: string;
+  directFrom: ResumePoint;
 }
 
 export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
@@ -78,17 +78,17 @@ export class SocketRelay {
   ) {}
 
   /**
-   * Starts (or restarts, replaying after `after`) relaying a stream to the socket as
-   * `event`. `check` (may the socket follow it?) runs in turn with the socket's other
+   * Starts (or restarts, replaying after `after`: a message id, or a position already
+   * read) relaying a stream to the socket as `event`. `check` (may the socket follow it?) runs in turn with the socket's other
    * changes to that stream, so they apply in the order the client asked.
    */
-  follow(socket: AppSocket, key: string, event: string, after?: string, check?: () => Promise<void>): Promise<void> {
+  follow(socket: AppSocket, key: string, event: string, after?: string | ResumePoint, check?: () => Promise<void>): Promise<void> {
     return this.change(socket, key, async () => {
       await check?.();
-      const from = await this.relay.resumePoint(key, after);
+      const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
       this.stop(socket, key);
       const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), {
-        after: from,
+        from,
         signal: socket.data.gone.signal,
         ready: () => this.ready(socket),
       });

@@ -6,9 +6,15 @@ import { MESSAGES_TOPIC, type Message, type MessageEvent, type MessagingService 
 /** Receives a stream's messages in order; `json` is the message serialized once for all listeners. */
 export type Listener = (message: Message, json: string) => void;
 
+/** Where a listener starts: after `after`; `last` is the stream's last committed id, read with it. */
+export interface ResumePoint {
+  after: string;
+  last: string;
+}
+
 export interface ListenOptions {
-  /** Replay the messages committed after this id first. */
-  after?: string;
+  /** Deliver the messages committed after `from.after` (see `resumePoint`), replaying first. */
+  from: ResumePoint;
   /** Cancels a replay (the client went away). */
   signal?: AbortSignal;
   /**
@@ -60,23 +66,22 @@ export class StreamRelay {
    * message committed once it knows cannot be taken for history). An id beyond the
    * stream's end is a client's mistake: 400.
    */
-  async resumePoint(key: string, after: string | undefined): Promise<string> {
+  async resumePoint(key: string, after: string | undefined): Promise<ResumePoint> {
     const last = await this.messaging.lastId(key);
-    if (after === undefined) return last;
+    if (after === undefined) return { after: last, last };
     if (BigInt(after) > BigInt(last))
       throw new HttpError(400, `No message ${after} exists in this stream yet; its newest is ${last}.`, {
         errors: [{ field: "after", message: "beyond the newest message" }],
       });
-    return after;
+    return { after, last };
   }
 
   /**
-   * Adds a listener to a stream. With `after`, it first receives the messages committed
-   * after that id; without, those committed from now on. Resolves with the function that
-   * removes it.
+   * Adds a listener to a stream: it receives the messages committed after `after`, those
+   * already committed replayed first. Resolves with the function that removes it.
    */
-  async listen(key: string, listener: Listener, options: ListenOptions = {}): Promise<() => void> {
-    const { after, signal, ready } = options;
+  async listen(key: string, listener: Listener, options: ListenOptions): Promise<() => void> {
+    const { from, signal, ready } = options;
     let stream = this.streams.get(key);
     if (!stream) {
       stream = { last: null, listeners: new Set(), joining: 0, chain: Promise.resolve() };
@@ -90,35 +95,25 @@ export class StreamRelay {
     };
     state.joining += 1;
     try {
-      if (after === undefined) {
-        // Messages committed before this step are history; later ones arrive as events.
-        await this.enqueue(key, state, async () => {
-          state.last ??= BigInt(await this.messaging.lastId(key));
-          if (signal?.aborted) return;
-          attached = listener;
-          state.listeners.add(attached);
-        });
-      } else {
-        await this.enqueue(key, state, async () => {
-          state.last ??= BigInt(await this.messaging.lastId(key));
-        });
-        // The bulk beside live delivery, at the pace the client takes it...
-        let cursor = await this.replay(key, BigInt(after), state.last!, [listener], signal, ready);
-        await this.enqueue(key, state, async () => {
-          if (signal?.aborted) return;
-          // ...then what arrived meanwhile, and joining, in the stream's chain.
-          cursor = await this.replay(key, cursor, state.last!, [listener], signal);
-          // A client that claims to have seen ids beyond the stream's end gets none of those again.
-          const floor = cursor > state.last! ? cursor : null;
-          attached =
-            floor === null
-              ? listener
-              : (message, json) => {
-                  if (BigInt(message.id) > floor) listener(message, json);
-                };
-          state.listeners.add(attached);
-        });
-      }
+      // A stream new to this process starts at the position just read: an event that shows
+      // a gap after it is repaired from the database like any other.
+      state.last ??= BigInt(from.last);
+      // The bulk beside live delivery, at the pace the client takes it...
+      let cursor = await this.replay(key, BigInt(from.after), state.last, [listener], signal, ready);
+      await this.enqueue(key, state, async () => {
+        if (signal?.aborted) return;
+        // ...then what arrived meanwhile, and joining, in the stream's chain.
+        cursor = await this.replay(key, cursor, state.last!, [listener], signal);
+        // This process may not have delivered up to `from.after` yet: nothing up to it again.
+        const floor = cursor > state.last! ? cursor : null;
+        attached =
+          floor === null
+            ? listener
+            : (message, json) => {
+                if (BigInt(message.id) > floor) listener(message, json);
+              };
+        state.listeners.add(attached);
+      });
     } finally {
       state.joining -= 1;
       if (!attached) remove();

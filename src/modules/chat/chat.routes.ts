@@ -1,7 +1,7 @@
 import type { Api } from "../../http/api";
 import { absoluteUrl } from "../../http/urls";
 import { EventStreams, type EventStream } from "../../realtime/sse";
-import type { StreamRelay } from "../../realtime/stream-relay";
+import type { ResumePoint, StreamRelay } from "../../realtime/stream-relay";
 import { UsernameParams } from "../accounts/accounts.schemas";
 import { HistoryQuerySchema, MessagePageSchema, MessageSchema, PostMessageBody, StreamQuerySchema, toHistoryQuery } from "../messaging/messaging.schemas";
 import { channelStream, dmStream } from "../messaging/streams";
@@ -76,8 +76,8 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
     async ({ auth, params, query, req, res }) => {
       await chat.getChannel(params.id);
       const key = channelStream(params.id);
-      const after = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
-      await follow(relay, streams.start(req, res, auth), key, after);
+      const from = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
+      await follow(relay, streams.start(req, res, auth), key, from);
     },
   );
 
@@ -113,18 +113,18 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
     },
     async ({ auth, query, req, res }) => {
       const key = dmStream(auth.user.id);
-      const after = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
-      await follow(relay, streams.start(req, res, auth), key, after);
+      const from = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
+      await follow(relay, streams.start(req, res, auth), key, from);
     },
   );
 }
 
-/** Relays the stream's messages after `after` into the event stream until either side closes. */
-async function follow(relay: StreamRelay, stream: EventStream, key: string, after: string) {
+/** Relays the stream's messages after `from` into the event stream until either side closes. */
+async function follow(relay: StreamRelay, stream: EventStream, key: string, from: ResumePoint) {
   const cancel = new AbortController();
   stream.onClose(() => cancel.abort());
   const stop = await relay.listen(key, (message, json) => stream.send(message.id, "message", json), {
-    after,
+    from,
     signal: cancel.signal,
     ready: () => stream.ready(),
   });

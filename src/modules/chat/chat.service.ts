@@ -6,8 +6,8 @@ import { pageByName } from "../../db/paging";
 import type { Page } from "../../http/pagination";
 import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
 import type { UserEntity } from "../accounts/user.entity";
-import type { HistoryQuery, Message, MessagingService } from "../messaging/messaging.service";
-import { channelStream, dmStream, streamFilter } from "../messaging/streams";
+import { deleteStream, type HistoryQuery, type Message, type MessagingService } from "../messaging/messaging.service";
+import { channelStream, dmStream } from "../messaging/streams";
 import { ChannelEntity } from "./channel.entity";
 
 export interface Channel {
@@ -111,9 +111,4 @@ async function notFoundIfGone<T>(post: Promise<T>, detail: string): Promise<T> {
 }
 
 /** A deleted user's direct messages go with them, both ways; their channel messages stay, under their name. */
-export const deleteDirectMessages: UserCleanup = async (manager, user) => {
-  const stream = dmStream(user.id);
-  const filter = streamFilter(stream);
-  await manager.query(`DELETE FROM messages AS m WHERE ${filter.where}`, [filter.param]);
-  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [stream]);
-};
+export const deleteDirectMessages: UserCleanup = (manager, user) => deleteStream(manager, dmStream(user.id));

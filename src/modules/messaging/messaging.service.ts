@@ -1,5 +1,5 @@
-import type { DataSource } from "typeorm";
-import type { Page } from "../../http/pagination";
+import type { DataSource, EntityManager } from "typeorm";
+import { toPage, type Page } from "../../http/pagination";
 import type { Bus } from "../../realtime/bus";
 import { streamFilter } from "./streams";
 
@@ -118,9 +118,8 @@ export class MessagingService {
     const order = query.after !== undefined ? "ASC" : "DESC";
     const sql = `SELECT ${COLUMNS} FROM messages m WHERE ${conditions.join(" AND ")} ORDER BY m.id ${order} LIMIT ${bound(String(query.limit + 1))}`;
     const rows: MessageRow[] = await this.dataSource.query(sql, values);
-    const more = rows.length > query.limit;
-    const items = (more ? rows.slice(0, query.limit) : rows).map(present);
-    return { items, next_cursor: more ? items[items.length - 1].id : null };
+    // The cursor is a plain message id: clients pass it back as `before` or `after`.
+    return toPage(rows, query.limit, present, (row) => row.id);
   }
 
   /** The id of the stream's last committed message ("0" when it has none). */
@@ -141,4 +140,11 @@ export class MessagingService {
     );
     return rows.map(present);
   }
+}
+
+/** Deletes a stream's messages and its position, in the caller's transaction. */
+export async function deleteStream(manager: EntityManager, key: string): Promise<void> {
+  const filter = streamFilter(key);
+  await manager.query(`DELETE FROM messages AS m WHERE ${filter.where}`, [filter.param]);
+  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [key]);
 }

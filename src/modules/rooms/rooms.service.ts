@@ -1,8 +1,8 @@
 import type { DataSource, EntityManager } from "typeorm";
-import { decodeCursor, toPage, type Page } from "../../http/pagination";
-import { badRequest } from "../../http/errors";
+import { decodeCursor, encodeCursor, toPage, type Page } from "../../http/pagination";
 import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
-import { roomStream, streamFilter } from "../messaging/streams";
+import { deleteStream } from "../messaging/messaging.service";
+import { roomStream } from "../messaging/streams";
 
 export interface Room {
   guid: string;
@@ -38,8 +38,7 @@ export class RoomsService {
   /** The rooms a user is in, in the order they joined them. */
   async roomsOf(username: string, limit: number, cursor?: string): Promise<Page<Room>> {
     const user = await this.accounts.requireUser(this.dataSource.manager, username);
-    const after = cursor === undefined ? null : decodeCursor(cursor, 1)[0];
-    if (after !== null && !SEQ.test(after)) throw badRequest("The cursor is not one this server issued.", [{ field: "query.cursor", message: "invalid cursor" }]);
+    const after = cursor === undefined ? null : decodeCursor(cursor, 1, SEQ)[0];
     const rows: RoomRow[] = await this.dataSource.query(
       `SELECT p.seq::text AS seq, r.guid, r.name, r.capacity, h.username AS host, r.created_at
          FROM room_participants p
@@ -51,7 +50,7 @@ export class RoomsService {
       [user.id, after, limit + 1],
     );
     const participants = await this.participantsOf(rows.slice(0, limit).map((row) => row.guid));
-    return toPage(rows, limit, (row) => presentRoom(row, participants.get(row.guid) ?? []), (row) => [row.seq]);
+    return toPage(rows, limit, (row) => presentRoom(row, participants.get(row.guid) ?? []), (row) => encodeCursor([row.seq]));
   }
 
   /** Usernames per room, longest-present first, in one query. */
@@ -87,10 +86,7 @@ export async function leaveRoom(manager: EntityManager, roomGuid: string, userId
     await manager.query(`UPDATE rooms SET host_id = $2 WHERE guid = $1 AND host_id = $3`, [roomGuid, next.user_id, userId]);
     return true;
   }
-  const stream = roomStream(roomGuid);
-  const filter = streamFilter(stream);
-  await manager.query(`DELETE FROM messages AS m WHERE ${filter.where}`, [filter.param]);
-  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [stream]);
+  await deleteStream(manager, roomStream(roomGuid));
   await manager.query(`DELETE FROM rooms WHERE guid = $1`, [roomGuid]);
   return false;
 }
