@@ -1,7 +1,6 @@
 import { SessionEntity } from "../modules/accounts/session.entity";
 import { UserEntity } from "../modules/accounts/user.entity";
 import { ChannelEntity } from "../modules/chat/channel.entity";
-import { RoomEntity, RoomParticipantEntity } from "../modules/rooms/room.entity";
 
 /** Every TypeORM entity; modules add theirs here. */
-export const entities = [UserEntity, SessionEntity, ChannelEntity, RoomEntity, RoomParticipantEntity];
+export const entities = [UserEntity, SessionEntity, ChannelEntity];

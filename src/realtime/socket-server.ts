@@ -3,6 +3,7 @@ import { Server, type Socket } from "socket.io";
 import type { ZodType, z } from "zod";
 import type { AuthContext } from "../http/auth-context";
 import { toProblem } from "../http/error-handler";
+import { badRequest, notFound } from "../http/errors";
 import type { Logger } from "../logger";
 import { ACCOUNTS_TOPIC, endsConnection, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
 import type { Message } from "../modules/messaging/messaging.service";
@@ -59,7 +60,7 @@ export function onRequest<S extends ZodType>(
     const parsed = schema.safeParse(args[0]);
     if (!parsed.success) {
       const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; ");
-      ack({ ok: false, error: { status: 400, title: "Bad Request", detail } });
+      ack({ ok: false, error: toAckError(badRequest(detail), log) });
       return;
     }
     try {
@@ -222,7 +223,7 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
     socket.onAny((event: string, ...args: unknown[]) => {
       const ack = args[args.length - 1];
       if (socket.listeners(event).length === 0 && typeof ack === "function")
-        (ack as Ack)({ ok: false, error: { status: 404, title: "Not Found", detail: `No event is named "${event}".` } satisfies AckError });
+        (ack as Ack)({ ok: false, error: toAckError(notFound(`No event is named "${event}".`), log) });
     });
     sockets.follow(socket, dmStream(user.id), "dm:message", socket.data.directFrom).catch((error: unknown) => {
       log.error({ err: error }, "could not relay direct messages to a socket");
