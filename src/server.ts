@@ -6,7 +6,7 @@ import type { Server as SocketIoServer } from "socket.io";
 import type { DataSource } from "typeorm";
 import { createApp } from "./app";
 import { DEFAULT_ADMIN_PASSWORD, type Config } from "./config";
-import { answerClientError } from "./http/error-handler";
+import { answerClientError, rawProblemResponse } from "./http/error-handler";
 import { createCredentialRateLimiter, createFailedCredentialLimiter, createRateLimitStores } from "./http/rate-limit";
 import type { Logger } from "./logger";
 import { registerAccountsRoutes } from "./modules/accounts/accounts.routes";
@@ -113,7 +113,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   httpServer.on("clientError", answerClientError);
   // Upgrades that no door owns are refused rather than left hanging.
   httpServer.on("upgrade", (req, socket) => {
-    if (!req.url?.startsWith("/socket.io/")) socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+    if (!req.url?.startsWith("/socket.io/")) socket.end(rawProblemResponse(404, `No WebSocket endpoint at ${req.url?.split("?")[0]}.`));
   });
 
   let closing: Promise<void> | null = null;

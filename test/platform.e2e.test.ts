@@ -40,7 +40,7 @@ describe("platform", () => {
     expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
   });
 
-  it("answers requests HTTP itself refuses with problem+json too", async () => {
+  it("answers requests HTTP itself refuses, and unknown upgrades, with problem+json too", async () => {
     const raw = (request: string) =>
       new Promise<string>((resolve, reject) => {
         const socket = net.connect(Number(new URL(t.url).port), "127.0.0.1", () => socket.write(request));
@@ -53,6 +53,9 @@ describe("platform", () => {
     expect(tooLarge).toMatch(/^HTTP\/1.1 431 /);
     expect(tooLarge).toMatch(/Content-Type: application\/problem\+json/);
     expect(JSON.parse(tooLarge.slice(tooLarge.indexOf("\r\n\r\n") + 4))).toMatchObject({ status: 431 });
+    const upgrade = await raw("GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    expect(upgrade).toMatch(/^HTTP\/1.1 404 /);
+    expect(JSON.parse(upgrade.slice(upgrade.indexOf("\r\n\r\n") + 4))).toMatchObject({ status: 404 });
     const garbage = await raw("NOT HTTP AT ALL\r\n\r\n");
     expect(garbage).toMatch(/^HTTP\/1.1 400 /);
     expect(JSON.parse(garbage.slice(garbage.indexOf("\r\n\r\n") + 4))).toMatchObject({ status: 400 });

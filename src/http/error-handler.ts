@@ -91,8 +91,12 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     return;
   }
   const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-  const body = JSON.stringify(problem(status, status === 431 ? "The request headers are too large." : status === 408 ? "The request took too long to arrive." : "The request is not valid HTTP."));
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const detail = status === 431 ? "The request headers are too large." : status === 408 ? "The request took too long to arrive." : "The request is not valid HTTP.";
+  socket.end(rawProblemResponse(status, detail));
+}
+
+/** A whole HTTP/1.1 problem+json response, for sockets that Express does not serve (parse errors, upgrades). */
+export function rawProblemResponse(status: number, detail: string): string {
+  const body = JSON.stringify(problem(status, detail));
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }

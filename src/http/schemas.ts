@@ -21,11 +21,14 @@ export function text(min: number, max: number) {
     // JSON can carry half a surrogate pair; the database would store it as U+FFFD.
     .refine((s) => !LONE_SURROGATE.test(s), "must be valid Unicode (no unpaired surrogates)")
     .refine((s) => {
-      const length = [...s].length;
+      const length = characterCount(s);
       return length >= min && length <= max;
     }, `must be ${min}–${max} characters`)
     .openapi({ minLength: min, maxLength: max });
 }
+
+/** Characters as Postgres' char_length counts them (code points). */
+export const characterCount = (s: string) => [...s].length;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 

@@ -5,6 +5,7 @@ import { LRUCache } from "lru-cache";
 import type { DataSource, EntityManager } from "typeorm";
 import type { AuthContext, Authenticator, Credentials } from "../../http/auth-context";
 import { unauthorized } from "../../http/api";
+import { characterCount } from "../../http/schemas";
 import type { Bus } from "../../realtime/bus";
 import { SessionEntity } from "./session.entity";
 import { MAX_PASSWORD_CHARACTERS, USERNAME_PATTERN, UserEntity } from "./user.entity";
@@ -31,7 +32,6 @@ export interface SessionServiceOptions {
 const JWT_ALGORITHM = "HS256";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const isUuid = (value: unknown): value is string => typeof value === "string" && UUID.test(value);
-const codePoints = (text: string) => [...text].length;
 
 /**
  * bcrypt reads only the first 72 bytes of its input, and passwords may be 128 characters
@@ -179,7 +179,7 @@ export class SessionService implements Authenticator {
     if (cached) return { ...cached, expiresAt: null, checkedAt };
     // Names that could not have been registered are unknown users, not database errors.
     const user =
-      USERNAME_PATTERN.test(username) && codePoints(password) <= MAX_PASSWORD_CHARACTERS
+      USERNAME_PATTERN.test(username) && characterCount(password) <= MAX_PASSWORD_CHARACTERS
         ? await this.options.dataSource
             .getRepository(UserEntity)
             .createQueryBuilder("u")
