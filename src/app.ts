@@ -9,26 +9,24 @@ import { Api } from "./http/api";
 import { createErrorHandler, notFoundHandler } from "./http/error-handler";
 import { createRegistry, generateDocument } from "./http/openapi";
 import type { Logger } from "./logger";
-import type { Authenticator } from "./http/auth-context";
+import type { Authenticators } from "./http/auth-context";
 import type { FailedCredentialLimiter } from "./http/rate-limit";
-
-/** Registers one module's routes on the shared Api. */
-export type RouteModule = (api: Api) => void;
 
 export interface AppOptions {
   config: Config;
   log: Logger;
-  authenticator: Authenticator;
+  authenticators: Authenticators;
   /** Wrong passwords presented on authenticated routes (HTTP Basic, current_password). */
   failedCredentials: FailedCredentialLimiter;
-  modules: RouteModule[];
+  /** Each module's routes, registered on the shared Api in start order. */
+  routes: Array<(api: Api) => void>;
   version: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-/** The Express app: cross-cutting middleware, module routers, OpenAPI, one error handler. */
-export function createApp({ config, log, authenticator, failedCredentials, modules, version }: AppOptions): Express {
+/** The Express app: cross-cutting middleware, the modules' routes, OpenAPI, one error handler. */
+export function createApp({ config, log, authenticators, failedCredentials, routes, version }: AppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", config.trustProxy);
@@ -58,8 +56,8 @@ export function createApp({ config, log, authenticator, failedCredentials, modul
   app.use(express.json({ limit: config.maxBodyBytes, strict: false }));
 
   const registry = createRegistry();
-  const api = new Api(registry, authenticator, failedCredentials);
-  for (const register of modules) register(api);
+  const api = new Api(registry, authenticators, failedCredentials);
+  for (const register of routes) register(api);
   app.use(api.router);
 
   const document = generateDocument(registry, version);

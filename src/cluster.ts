@@ -4,7 +4,6 @@ import type { AddressInfo, Socket } from "node:net";
 import { setupMaster } from "@socket.io/sticky";
 import type { Config } from "./config";
 import type { Logger } from "./logger";
-import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
 
 /**
  * PROCESSES=N: the primary owns the port and hands each connection to a worker. Socket.IO
@@ -12,9 +11,9 @@ import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
  * primary routes by session id (@socket.io/sticky); everything else goes to the worker
  * with the fewest clients. Workers share state through Postgres and the Redis bus.
  */
-export async function runPrimary(config: Config, log: Logger): Promise<void> {
-  // Generated once here, so every worker signs and verifies with the same secret.
-  resolveJwtSecret(config.jwtSecret, config.dataDir);
+export async function runPrimary(config: Config, log: Logger, prepare: () => void): Promise<void> {
+  // Shared files the workers read (the generated JWT secret) are made once, here.
+  prepare();
   // Buffers cross the IPC channel as Buffers, not as JSON.
   cluster.setupPrimary({ serialization: "advanced" });
 

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import { USERNAME_PATTERN } from "./modules/accounts/user.entity";
+import { USERNAME_PATTERN } from "./core/text";
 
 /**
  * The only reader of process.env and ormconfig.json. Every setting is validated here,

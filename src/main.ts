@@ -5,14 +5,17 @@ import { ConfigError, loadConfig, type Config } from "./config";
 import { openDatabase } from "./db/data-source";
 import { createLogger, type Logger } from "./logger";
 import { createBus } from "./realtime/bus";
+import { schemaOf } from "./core/module";
+import { MODULES } from "./modules";
+import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
 import { createServer } from "./server";
 
 /** Composition root: config → database → bus → server.listen, and a graceful stop. */
 async function run(config: Config, log: Logger, asWorker: boolean): Promise<void> {
   log.info({ database: config.database.kind, bus: config.redisUrl ? "redis" : "local" }, "starting");
-  const database = await openDatabase(config.database);
+  const database = await openDatabase(config.database, schemaOf(MODULES));
   const bus = await createBus(config.redisUrl, log, config.redisPrefix);
-  const server = await createServer({ config, dataSource: database.dataSource, bus, log });
+  const server = await createServer({ config, dataSource: database.dataSource, bus, log }, MODULES);
   if (asWorker) {
     // The primary owns the port and passes connections in.
     setupWorker(server.io);
@@ -54,7 +57,7 @@ function main(): void {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  const start = config.processes > 1 && cluster.isPrimary ? runPrimary(config, log) : run(config, log, cluster.isWorker);
+  const start = config.processes > 1 && cluster.isPrimary ? runPrimary(config, log, () => resolveJwtSecret(config.jwtSecret, config.dataDir)) : run(config, log, cluster.isWorker);
   start.catch((error: unknown) => {
     log.fatal({ err: error }, "failed to start");
     process.exit(1);

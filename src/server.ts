@@ -5,23 +5,15 @@ import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Server as SocketIoServer } from "socket.io";
 import type { DataSource } from "typeorm";
 import { createApp } from "./app";
-import { DEFAULT_ADMIN_PASSWORD, type Config } from "./config";
+import type { Config } from "./config";
+import type { ConveneModule, Kernel, ModuleDefinition, Use } from "./core/module";
+import { Authenticators } from "./http/auth-context";
 import { answerClientError, rawProblemResponse } from "./http/error-handler";
 import { createCredentialRateLimiter, createFailedCredentialLimiter, createRateLimitStores } from "./http/rate-limit";
 import type { Logger } from "./logger";
-import { registerAccountsRoutes } from "./modules/accounts/accounts.routes";
-import { AccountsService } from "./modules/accounts/accounts.service";
-import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
-import { ACCOUNTS_TOPIC, SessionService, type AccountsEvent } from "./modules/accounts/sessions.service";
-import { registerChatRoutes } from "./modules/chat/chat.routes";
-import { deleteDirectMessages, ChatService } from "./modules/chat/chat.service";
-import { registerRoomsRoutes } from "./modules/rooms/rooms.routes";
-import { leaveAllRooms, RoomsService } from "./modules/rooms/rooms.service";
-import { chatSocketModule } from "./modules/chat/chat.socket";
-import { MessagingService } from "./modules/messaging/messaging.service";
-import { registerPlatformRoutes } from "./modules/platform/platform.routes";
 import type { Bus } from "./realtime/bus";
-import { createSocketServer } from "./realtime/socket-server";
+import { Connections } from "./realtime/connections";
+import { createSocketAdapter, createSocketServer, SocketDelivery } from "./realtime/socket-server";
 import { EventStreams } from "./realtime/sse";
 import { StreamRelay } from "./realtime/stream-relay";
 import { version as VERSION } from "../package.json";
@@ -43,51 +35,58 @@ export interface ConveneServer {
 }
 
 /**
- * Wires the modules onto one HTTP server. Takes its dependencies as arguments, so tests
- * start a whole server on a fresh database in one call; main.ts is the only caller that
- * builds those dependencies from the environment.
+ * One HTTP server with every door (REST, Socket.IO, SSE, the modules' own WebSocket
+ * upgrades), serving the modules it is given, in their start order. It knows no module:
+ * each plugs in through the ConveneModule interface. Takes its dependencies as arguments,
+ * so tests start a whole server on a fresh database in one call.
  */
-export async function createServer({ config, dataSource, bus, log }: ServerDeps): Promise<ConveneServer> {
-  const sessions = new SessionService({
-    dataSource,
-    bus,
-    jwtSecret: resolveJwtSecret(config.jwtSecret, config.dataDir),
-    jwtTtlSeconds: config.jwtTtlSeconds,
-    bcryptRounds: config.bcryptRounds,
-    basicAuthCacheSeconds: config.basicAuthCacheSeconds,
-  });
-  await sessions.start();
-  const accounts = new AccountsService(dataSource, sessions, log, [deleteDirectMessages, leaveAllRooms]);
-  await accounts.ensureAdmin(config.admin, DEFAULT_ADMIN_PASSWORD);
-  const messaging = new MessagingService(dataSource, bus);
-  const relay = new StreamRelay(bus, messaging, log);
-  await relay.start();
-  const chat = new ChatService(dataSource, messaging, accounts);
-  const rooms = new RoomsService(dataSource, accounts);
-  const eventStreams = new EventStreams({
-    heartbeatSeconds: config.sseHeartbeatSeconds,
-    bufferLimitBytes: config.clientBufferLimitBytes,
-    revokedSince: (auth, since) => sessions.revokedSince(auth, since),
-  });
-  await bus.subscribe(ACCOUNTS_TOPIC, (event) => eventStreams.endFor(event as AccountsEvent));
-
+export async function createServer({ config, dataSource, bus, log }: ServerDeps, definitions: ModuleDefinition[]): Promise<ConveneServer> {
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
-  const rateLimitStores = await createRateLimitStores(config.redisUrl, config.redisPrefix, log);
-  const credentialLimiter = createCredentialRateLimiter(config.rateLimitAuthPerMinute, rateLimitStores.create("credentials"));
-  const failedCredentials = await createFailedCredentialLimiter(config.rateLimitAuthPerMinute, rateLimitStores.create("failed-credentials"), log);
+  const relay = new StreamRelay(bus, log);
+  await relay.start();
+  const connections = new Connections(bus, log);
+  await connections.start();
+  const rateLimits = await createRateLimitStores(config.redisUrl, config.redisPrefix, log);
+  const failedCredentials = await createFailedCredentialLimiter(config.rateLimitAuthPerMinute, rateLimits.create("failed-credentials"), log);
+  const eventStreams = new EventStreams({ heartbeatSeconds: config.sseHeartbeatSeconds, bufferLimitBytes: config.clientBufferLimitBytes, connections });
+
+  const sockets = new SocketDelivery();
+  const modules: ConveneModule[] = [];
+  const exported = new Map<ModuleDefinition, unknown>();
+  const kernel: Kernel = {
+    config,
+    dataSource,
+    bus,
+    log,
+    relay,
+    connections,
+    metrics,
+    rateLimits,
+    eventStreams,
+    sockets,
+    credentialLimiter: createCredentialRateLimiter(config.rateLimitAuthPerMinute, rateLimits.create("credentials")),
+    userDeletedHooks: () => modules.flatMap((m) => (m.onUserDeleted ? [m.onUserDeleted] : [])),
+  };
+  const use: Use = <T>(definition: ModuleDefinition<T>): T => {
+    if (!exported.has(definition)) throw new Error(`the ${definition.name} module must come before the modules that use it`);
+    return exported.get(definition) as T;
+  };
+  for (const definition of definitions) {
+    const module = await definition.create(kernel, use);
+    modules.push(module);
+    exported.set(definition, module.exports);
+    for (const source of module.streams ?? []) relay.addSource(source);
+  }
+  for (const module of modules) await module.start?.();
+
   const app = createApp({
     config,
     log,
-    authenticator: sessions,
+    authenticators: new Authenticators(modules.flatMap((m) => m.authenticators?.http ?? [])),
     failedCredentials,
     version: VERSION,
-    modules: [
-      (api) => registerPlatformRoutes(api, dataSource, metrics),
-      (api) => registerAccountsRoutes(api, accounts, credentialLimiter),
-      (api) => registerChatRoutes(api, chat, relay, eventStreams, config.publicUrl),
-      (api) => registerRoomsRoutes(api, rooms),
-    ],
+    routes: modules.flatMap((m) => (m.routes ? [m.routes.bind(m)] : [])),
   });
 
   const httpServer = http.createServer(app);
@@ -98,22 +97,29 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
   httpServer.headersTimeout = 30_000;
   httpServer.requestTimeout = 0; // event streams and long uploads legitimately take long
   httpServer.keepAliveTimeout = 5_000;
-  const io = await createSocketServer({
+  const io = createSocketServer({
     httpServer,
-    sessions,
+    authenticators: modules.flatMap((m) => m.authenticators?.socket ?? []),
+    faces: modules.flatMap((m) => (m.socket ? [m.socket] : [])),
     relay,
-    bus,
+    connections,
     log,
     corsOrigins: config.corsOrigins,
     bufferLimitBytes: config.clientBufferLimitBytes,
-    modules: [chatSocketModule(chat, log)],
   });
+  const adapter = config.redisUrl ? await createSocketAdapter(io, config.redisUrl, config.redisPrefix, log) : null;
+  sockets.bind(io);
   new Gauge({ name: "convene_socketio_clients", help: "Connected Socket.IO clients", registers: [metrics], collect() { this.set(io.engine.clientsCount); } });
   new Gauge({ name: "convene_sse_streams", help: "Open Server-Sent Events streams", registers: [metrics], collect() { this.set(eventStreams.size); } });
   httpServer.on("clientError", answerClientError);
-  // Upgrades that no door owns are refused rather than left hanging.
-  httpServer.on("upgrade", (req, socket) => {
-    if (!req.url?.startsWith("/socket.io/")) socket.end(rawProblemResponse(404, `No WebSocket endpoint at ${req.url?.split("?")[0]}.`));
+  const upgrades = modules.flatMap((m) => m.upgrades ?? []);
+  httpServer.on("upgrade", (req, socket, head: Buffer) => {
+    const path = req.url?.split("?")[0] ?? "";
+    if (path.startsWith("/socket.io/")) return;
+    const upgrade = upgrades.find((u) => u.path === path);
+    // Upgrades that no door owns are refused rather than left hanging.
+    if (upgrade) upgrade.handle(req, socket, head);
+    else socket.end(rawProblemResponse(404, `No WebSocket endpoint at ${path}.`));
   });
 
   let closing: Promise<void> | null = null;
@@ -133,6 +139,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
     close() {
       closing ??= (async () => {
         eventStreams.closeAll();
+        for (const module of [...modules].reverse()) await module.stop?.().catch((error: unknown) => log.error({ err: error }, "a module failed to stop"));
         // Disconnects every socket and stops the HTTP server accepting.
         void io.close();
         httpServer.closeIdleConnections();
@@ -143,7 +150,8 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps)
         ]);
         clearTimeout(grace);
         httpServer.closeAllConnections();
-        await rateLimitStores.close();
+        await rateLimits.close();
+        await adapter?.close();
       })();
       return closing;
     },

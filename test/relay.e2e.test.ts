@@ -1,5 +1,6 @@
 import { createLogger } from "../src/logger";
 import { LocalBus } from "../src/realtime/bus";
+import { MODULES } from "../src/modules";
 import { createServer, type ConveneServer } from "../src/server";
 import { collect, connectSocket, emitWithAck, openSse } from "./support/realtime";
 import { registerUser, startTestServer, type TestServer } from "./support/test-server";
@@ -17,7 +18,7 @@ let bus: LocalBus;
 beforeAll(async () => {
   a = await startTestServer();
   bus = new LocalBus();
-  b = await createServer({ config: a.config, dataSource: a.database.dataSource, bus, log: createLogger("silent") });
+  b = await createServer({ config: a.config, dataSource: a.database.dataSource, bus, log: createLogger("silent") }, MODULES);
   bUrl = `http://127.0.0.1:${(await b.listen(0, "127.0.0.1")).port}`;
 });
 afterAll(async () => {

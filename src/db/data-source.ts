@@ -4,8 +4,6 @@ import { PGlite } from "@electric-sql/pglite";
 import { createPgConfig } from "@electric-sql/pglite/node-postgres";
 import { DataSource, type DataSourceOptions } from "typeorm";
 import type { DatabaseConfig } from "../config";
-import { entities } from "./entities";
-import { migrations } from "./migrations";
 
 export interface Database {
   dataSource: DataSource;
@@ -13,14 +11,21 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const common = { type: "postgres" as const, entities, migrations, migrationsRun: false, synchronize: false };
+/** The modules' tables: TypeORM entities and migrations (see `schemaOf`). */
+export interface Schema {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  entities: Function[];
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  migrations: Function[];
+}
 
 /**
  * Opens the database the configuration names and applies pending migrations.
  * PGlite goes through its own node-postgres adapter with a pool of one connection, so
  * TypeORM's `postgres` driver and the same migrations serve both databases.
  */
-export async function openDatabase(config: DatabaseConfig): Promise<Database> {
+export async function openDatabase(config: DatabaseConfig, schema: Schema): Promise<Database> {
+  const common = { type: "postgres" as const, ...schema, migrationsRun: false, synchronize: false };
   let options: DataSourceOptions;
   let pglite: PGlite | null = null;
   if (config.kind === "postgres") {
@@ -84,18 +89,4 @@ async function migrate(dataSource: DataSource, lock: boolean): Promise<void> {
     await runner.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
     await runner.release();
   }
-}
-
-/** The SQLSTATE of a Postgres error, from TypeORM's QueryFailedError or the driver's own. */
-export function postgresCode(error: unknown): string | undefined {
-  const e = error as { driverError?: { code?: unknown }; code?: unknown } | null;
-  const code = e?.driverError?.code ?? e?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-export const FOREIGN_KEY_VIOLATION = "23503";
-export const UNIQUE_VIOLATION = "23505";
-
-export function isUniqueViolation(error: unknown): boolean {
-  return postgresCode(error) === UNIQUE_VIOLATION;
 }

@@ -1,5 +1,5 @@
 import type { ObjectLiteral, SelectQueryBuilder } from "typeorm";
-import { decodeCursor, encodeCursor, toPage, type Page } from "../http/pagination";
+import { decodeCursor, encodeCursor, toPage, type Page } from "../core/pagination";
 
 /**
  * One keyset page ordered by a name that is unique case-insensitively (its lower() is

@@ -1,8 +1,10 @@
 import type { OpenAPIRegistry, ResponseConfig } from "@asteasolutions/zod-to-openapi";
 import { Router, type Request, type RequestHandler, type Response } from "express";
 import type { ZodObject, ZodType, z } from "zod";
-import type { AuthContext, Authenticator } from "./auth-context";
-import { HttpError, type FieldProblem } from "./errors";
+import type { Principal } from "../core/principal";
+import type { Authenticators } from "./auth-context";
+import { DomainError, type FieldProblem } from "../core/errors";
+import type { ProblemPresenter } from "./error-handler";
 import { NO_FAILED_CREDENTIAL_LIMIT, type FailedCredentialLimiter } from "./rate-limit";
 import { ProblemSchema } from "./schemas";
 
@@ -30,13 +32,15 @@ export interface EndpointSpec<P extends ZodObject, Q extends ZodObject, B extend
   before?: RequestHandler[];
   /** A body field holding the caller's password (checked, so limited like HTTP Basic). */
   passwordField?: string;
+  /** How this route presents its failures, when not as problem+json (the lobby's `$type` bodies). */
+  presentError?: ProblemPresenter;
 }
 
 export interface HandlerInput<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> {
   params: z.output<P>;
   query: z.output<Q>;
   body: z.output<B>;
-  auth: A extends "required" ? AuthContext : null;
+  auth: A extends "required" ? Principal : null;
   req: Request;
   res: Response;
 }
@@ -44,12 +48,6 @@ export interface HandlerInput<P extends ZodObject, Q extends ZodObject, B extend
 export type Handler<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> = (
   input: HandlerInput<P, Q, B, A>,
 ) => Promise<void> | void;
-
-const WWW_AUTHENTICATE = 'Bearer realm="convene", Basic realm="convene", charset="UTF-8"';
-
-export function unauthorized(detail: string, options: { credentialFailure?: boolean } = {}): HttpError {
-  return new HttpError(401, detail, { headers: { "WWW-Authenticate": WWW_AUTHENTICATE }, ...options });
-}
 
 function fieldProblems(location: string, error: z.ZodError): FieldProblem[] {
   return error.issues.map((issue) => ({
@@ -76,7 +74,7 @@ export class Api {
 
   constructor(
     private readonly registry: OpenAPIRegistry,
-    private readonly authenticator: Authenticator,
+    private readonly authenticators: Authenticators,
     private readonly failedCredentials: FailedCredentialLimiter = NO_FAILED_CREDENTIAL_LIMIT,
   ) {}
 
@@ -97,7 +95,8 @@ export class Api {
       try {
         await this.handle(spec, handler, req, res);
       } catch (error) {
-        if (!(error instanceof HttpError && error.credentialFailure)) await attempt?.forgive();
+        if (!(error instanceof DomainError && error.credentialFailure)) await attempt?.forgive();
+        if (spec.presentError) res.locals.presentError = spec.presentError;
         throw error;
       }
       await attempt?.forgive();
@@ -117,27 +116,26 @@ export class Api {
     let body: unknown;
     if (spec.body) {
       if (hasBody(req) && !req.is("application/json"))
-        throw new HttpError(415, "The request body must be application/json.");
+        throw new DomainError(415, "The request body must be application/json.");
       // No body at all reads as {} so the schema names the missing fields; a JSON null stays null.
       body = this.parse(spec.body, hasBody(req) ? req.body : {}, "body");
     }
     await handler({ params, query, body, auth, req, res } as HandlerInput<P, Q, B, A>);
   }
 
-  private async authenticate(req: Request, queryToken: boolean): Promise<AuthContext> {
+  private async authenticate(req: Request, queryToken: boolean): Promise<Principal> {
     const accessToken = queryToken && typeof req.query.access_token === "string" ? req.query.access_token : undefined;
-    const auth = await this.authenticator.authenticate({ authorization: req.headers.authorization, accessToken });
-    req.log?.setBindings?.({ user: auth.user.username });
-    return auth;
+    const principal = await this.authenticators.authenticate({ authorization: req.headers.authorization, accessToken, headers: req.headers });
+    req.log?.setBindings?.({ user: principal.name, principal: principal.kind });
+    return principal;
   }
 
   /** Whether the request presents a password: HTTP Basic, or the route's password field (`current_password`). */
   private presentsPassword(spec: EndpointSpec<ZodObject, ZodObject, ZodType, AuthMode>, req: Request): "unverified" | "verified" | null {
     const body: unknown = req.body;
     if (spec.passwordField !== undefined && typeof body === "object" && body !== null && spec.passwordField in body) return "unverified";
-    const authorization = req.headers.authorization;
-    if (spec.auth !== "required" || !authorization || !/^\s*basic\s/i.test(authorization)) return null;
-    return this.authenticator.recentlyVerified(authorization) ? "verified" : "unverified";
+    if (spec.auth !== "required") return null;
+    return this.authenticators.presentsPassword({ authorization: req.headers.authorization, headers: req.headers });
   }
 
   private parse(schema: ZodType | undefined, value: unknown, location: "path" | "query" | "body"): unknown {
@@ -145,8 +143,8 @@ export class Api {
     const result = schema.safeParse(value);
     if (result.success) return result.data;
     // A malformed id names nothing: a path that fails validation is simply not found.
-    if (location === "path") throw new HttpError(404, "No resource has that identifier.", { errors: fieldProblems(location, result.error) });
-    throw new HttpError(400, `The request ${location} is invalid.`, { errors: fieldProblems(location, result.error) });
+    if (location === "path") throw new DomainError(404, "No resource has that identifier.", { errors: fieldProblems(location, result.error) });
+    throw new DomainError(400, `The request ${location} is invalid.`, { errors: fieldProblems(location, result.error) });
   }
 
   private register(spec: EndpointSpec<ZodObject, ZodObject, ZodType, AuthMode>): void {

@@ -1,25 +1,42 @@
-import type { UserEntity } from "../modules/accounts/user.entity";
-
-/** Who made a request, and through which credentials. */
-export interface AuthContext {
-  user: UserEntity;
-  /** The bearer token's session; null for HTTP Basic. */
-  sessionId: string | null;
-  /** When the bearer token expires (ms since the epoch); null for HTTP Basic. */
-  expiresAt: number | null;
-  /** When these credentials were checked (ms since the epoch). */
-  checkedAt: number;
-}
+import type { IncomingHttpHeaders } from "node:http";
+import { unauthorized } from "../core/errors";
+import type { Principal } from "../core/principal";
 
 export interface Credentials {
   authorization?: string;
   /** `?access_token=`: only Server-Sent Events routes pass it, since EventSource cannot send headers. */
   accessToken?: string;
+  headers: IncomingHttpHeaders;
 }
 
-export interface Authenticator {
-  /** Resolves the caller, or throws a 401 HttpError carrying WWW-Authenticate. */
-  authenticate(credentials: Credentials): Promise<AuthContext>;
-  /** Whether these are HTTP Basic credentials verified lately (no guess, so not counted). */
-  recentlyVerified(authorization: string): boolean;
+/** One way of proving who you are over HTTP (a bearer token, HTTP Basic, a pair identity's header). */
+export interface HttpAuthenticator {
+  /** Whether the request presents credentials of this kind. */
+  claims(credentials: Credentials): boolean;
+  /** The principal, or a 401 DomainError. */
+  authenticate(credentials: Credentials): Promise<Principal>;
+  /**
+   * For password-bearing credentials (HTTP Basic): "verified" when these were checked
+   * lately (no guess, so not counted), "unverified" when a password will be checked.
+   */
+  presentsPassword?(credentials: Credentials): "verified" | "unverified" | null;
+}
+
+/** The modules' authenticators, asked in order; the first that claims the credentials decides. */
+export class Authenticators {
+  constructor(private readonly list: HttpAuthenticator[]) {}
+
+  authenticate(credentials: Credentials): Promise<Principal> {
+    const authenticator = this.list.find((a) => a.claims(credentials));
+    if (!authenticator) {
+      if (credentials.authorization)
+        throw unauthorized("The Authorization scheme must be Bearer or Basic.");
+      throw unauthorized("This route needs credentials: an Authorization header (Bearer token or Basic credentials).");
+    }
+    return authenticator.authenticate(credentials);
+  }
+
+  presentsPassword(credentials: Credentials): "verified" | "unverified" | null {
+    return this.list.find((a) => a.claims(credentials))?.presentsPassword?.(credentials) ?? null;
+  }
 }

@@ -3,13 +3,13 @@ import { MemoryStore, ipKeyGenerator, rateLimit, type ClientRateLimitInfo, type 
 import { RedisStore } from "rate-limit-redis";
 import { createClient } from "redis";
 import type { Logger } from "../logger";
-import { HttpError } from "./errors";
+import { DomainError } from "../core/errors";
 
 const WINDOW_MS = 60_000;
 
-function tooMany(resetTime: Date | undefined): HttpError {
+function tooMany(resetTime: Date | undefined): DomainError {
   const retryAfter = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + WINDOW_MS) - Date.now()) / 1000));
-  return new HttpError(429, `Too many attempts; try again in ${retryAfter} seconds.`, {
+  return new DomainError(429, `Too many attempts; try again in ${retryAfter} seconds.`, {
     headers: { "Retry-After": String(retryAfter) },
   });
 }

@@ -1,4 +1,7 @@
 import { z } from "./zod";
+import { characterCount } from "../core/text";
+
+export { characterCount };
 
 export const ProblemSchema = z
   .object({
@@ -27,8 +30,7 @@ export function text(min: number, max: number) {
     .openapi({ minLength: min, maxLength: max });
 }
 
-/** Characters as Postgres' char_length counts them (code points). */
-export const characterCount = (s: string) => [...s].length;
+
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -56,3 +58,11 @@ export const PageQuerySchema = z.object({
 export function pageOf<T extends z.ZodType>(item: T) {
   return z.object({ items: z.array(item), next_cursor: z.string().nullable() });
 }
+
+/** An id within an ordered stream (a message id, a lobby version): the decimal string of a 64-bit integer. */
+export const StreamIdSchema = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,18})$/, "a message id (decimal digits)")
+  // Plain string comparison: the pattern already rules out signs and leading zeros.
+  .refine((v) => v.length < 19 || (v.length === 19 && v <= "9223372036854775807"), "a message id (a 64-bit integer)")
+  .openapi({ example: "1042" });

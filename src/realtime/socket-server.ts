@@ -1,33 +1,30 @@
 import type http from "node:http";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
 import { Server, type Socket } from "socket.io";
-import type { ZodType, z } from "zod";
-import type { AuthContext } from "../http/auth-context";
-import { toProblem } from "../http/error-handler";
-import { badRequest, notFound } from "../http/errors";
+import type { ZodType } from "zod";
+import { badRequest, notFound, type FieldProblem } from "../core/errors";
+import type { SocketAuthenticator, SocketFace } from "../core/module";
+import { principalKey, type Principal } from "../core/principal";
+import { toProblem } from "../core/problems";
 import type { Logger } from "../logger";
-import { ACCOUNTS_TOPIC, endsConnection, type AccountsEvent, type SessionService } from "../modules/accounts/sessions.service";
-import type { Message } from "../modules/messaging/messaging.service";
-import { dmStream } from "../modules/messaging/streams";
 import { belowThreshold } from "./backpressure";
-import type { Bus } from "./bus";
+import type { Connections } from "./connections";
 import type { ResumePoint, StreamRelay } from "./stream-relay";
 
 export interface SocketData {
-  auth: AuthContext;
+  principal: Principal;
   /** Stream key → the function that stops relaying it to this socket. */
   streams: Map<string, () => void>;
   /** Stream key → the last follow/unfollow queued for it, so they apply in order. */
   changes: Map<string, Promise<void>>;
   /** Cancels the replays still running when the socket goes. */
   gone: AbortController;
-  /** The user's direct-message stream position when the handshake was accepted. */
-  directFrom: ResumePoint;
+  /** What modules keep per socket (a resume point read at the handshake), by module. */
+  state: Map<string, unknown>;
 }
 
 export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
-
-/** A module's Socket.IO face: registers its event handlers on each new socket. */
-export type SocketModule = (socket: AppSocket, sockets: SocketRelay) => void;
 
 export type Ack = (response: object) => void;
 
@@ -35,41 +32,18 @@ export interface AckError {
   status: number;
   title: string;
   detail: string;
+  errors?: FieldProblem[];
 }
 
-function toAckError(error: unknown, log: Logger): AckError {
+/** Any failure as an ack's `error`: the same problem details HTTP gives, without `type`. */
+export function toAckError(error: unknown, log: Logger): AckError {
   const { problem, unexpected } = toProblem(error);
   if (unexpected) log.error({ err: error }, "socket handler failed");
-  return { status: problem.status, title: problem.title, detail: problem.detail };
+  return { status: problem.status, title: problem.title, detail: problem.detail, ...(problem.errors ? { errors: problem.errors } : {}) };
 }
 
-/**
- * Registers a request-style event: the payload is validated with zod, the handler's
- * result is acknowledged as `{ok: true, ...result}` and any failure as
- * `{ok: false, error: {status, title, detail}}`.
- */
-export function onRequest<S extends ZodType>(
-  socket: AppSocket,
-  event: string,
-  schema: S,
-  log: Logger,
-  handler: (payload: z.output<S>) => Promise<object>,
-): void {
-  socket.on(event, async (...args: unknown[]) => {
-    const ack: Ack = typeof args[args.length - 1] === "function" ? (args.pop() as Ack) : () => {};
-    const parsed = schema.safeParse(args[0]);
-    if (!parsed.success) {
-      const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; ");
-      ack({ ok: false, error: toAckError(badRequest(detail), log) });
-      return;
-    }
-    try {
-      ack({ ok: true, ...(await handler(parsed.data)) });
-    } catch (error) {
-      ack({ ok: false, error: toAckError(error, log) });
-    }
-  });
-}
+/** The Socket.IO room that holds every socket of a principal. */
+export const principalRoom = (principal: Pick<Principal, "kind" | "id">) => `principal:${principalKey(principal)}`;
 
 /** Relays streams to sockets, and cuts off sockets that stop reading. */
 export class SocketRelay {
@@ -124,7 +98,7 @@ export class SocketRelay {
     return run;
   }
 
-  emit(socket: AppSocket, event: string, payload: Message | object): void {
+  emit(socket: AppSocket, event: string, payload: object): void {
     if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
     socket.emit(event, payload);
   }
@@ -157,23 +131,44 @@ export class SocketRelay {
   }
 }
 
+/**
+ * Throwaway events to the sockets in a Socket.IO room, on every process (signaling,
+ * incoming-call notices): nothing stored, nothing repaired. Resolves with how many
+ * sockets it reached.
+ */
+export class SocketDelivery {
+  private io: Server | null = null;
+
+  bind(io: Server): void {
+    this.io = io;
+  }
+
+  async emit(room: string, event: string, payload: object): Promise<number> {
+    if (!this.io) return 0;
+    const sockets = await this.io.in(room).fetchSockets();
+    for (const socket of sockets) socket.emit(event, payload);
+    return sockets.length;
+  }
+}
+
 export interface SocketServerOptions {
   httpServer: http.Server;
-  sessions: SessionService;
+  authenticators: SocketAuthenticator[];
+  faces: SocketFace[];
   relay: StreamRelay;
-  bus: Bus;
+  connections: Connections;
   log: Logger;
   corsOrigins: string[] | null;
   bufferLimitBytes: number;
-  modules: SocketModule[];
 }
 
 /**
- * Socket.IO on the HTTP server's port: bearer-token auth at the handshake, direct
- * messages to every connection of a user, and disconnection when a session ends.
+ * Socket.IO on the HTTP server's port. The modules' handshakes decide who connects; each
+ * module's face registers its handlers; a socket joins its principal's room and ends
+ * when the principal's credentials end (the Connections registry) or expire.
  */
-export async function createSocketServer(options: SocketServerOptions): Promise<Server> {
-  const { httpServer, sessions, relay, bus, log } = options;
+export function createSocketServer(options: SocketServerOptions): Server {
+  const { httpServer, relay, log, connections, faces } = options;
   const io = new Server(httpServer, {
     path: "/socket.io",
     // Other WebSocket upgrades (the lobby) are not Socket.IO's to destroy.
@@ -183,20 +178,20 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
   });
   const sockets = new SocketRelay(relay, options.bufferLimitBytes);
 
-  io.use(async (socket, next) => {
-    const token: unknown = socket.handshake.auth?.token;
-    if (typeof token !== "string" || token === "") return next(new Error("unauthorized"));
-    let auth: AuthContext;
+  io.use(async (raw, next) => {
+    const socket = raw as AppSocket;
+    const auth = (typeof socket.handshake.auth === "object" && socket.handshake.auth) || {};
+    const authenticator = options.authenticators.find((a) => a.claims(auth));
+    if (!authenticator) return next(new Error("unauthorized"));
+    let principal: Principal;
     try {
-      auth = await sessions.verifyBearer(token);
+      principal = await authenticator.authenticate(auth);
     } catch {
       return next(new Error("unauthorized"));
     }
+    Object.assign(socket.data, { principal, streams: new Map(), changes: new Map(), gone: new AbortController(), state: new Map() } satisfies SocketData);
     try {
-      // Read before the client is told it is connected: every direct message committed
-      // from then on has a larger id, and reaches it.
-      const directFrom = await relay.resumePoint(dmStream(auth.user.id), undefined);
-      Object.assign(socket.data, { auth, directFrom, streams: new Map(), changes: new Map(), gone: new AbortController() } satisfies SocketData);
+      for (const face of faces) await face.handshake?.(socket);
       next();
     } catch (error) {
       log.warn({ err: error }, "could not accept a socket");
@@ -206,45 +201,72 @@ export async function createSocketServer(options: SocketServerOptions): Promise<
 
   io.on("connection", (raw) => {
     const socket = raw as AppSocket;
-    const { user, expiresAt, checkedAt } = socket.data.auth;
-    void socket.join(`user:${user.id}`);
-    // A logout between the handshake and joining that room was not seen by it.
-    if (sessions.revokedSince(socket.data.auth, checkedAt)) {
-      socket.disconnect(true);
-      return;
-    }
-    const expiry = expiresAt ? setTimeout(() => socket.disconnect(true), Math.min(expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
+    const { principal } = socket.data;
+    void socket.join(principalRoom(principal));
+    const expiry = principal.expiresAt
+      ? setTimeout(() => socket.disconnect(true), Math.min(principal.expiresAt - Date.now(), 2 ** 31 - 1))
+      : undefined;
+    // Ends at once if the credentials ended since the handshake checked them.
+    const unregister = connections.add({ principal, end: () => socket.disconnect(true) });
     socket.on("disconnect", () => {
       clearTimeout(expiry);
+      unregister();
       sockets.unfollowAll(socket);
+      for (const face of faces) face.onDisconnect?.(socket);
     });
-    for (const register of options.modules) register(socket, sockets);
+    if (socket.disconnected) return;
+    for (const face of faces) {
+      for (const handler of face.handlers ?? []) onRequest(socket, handler.event, handler.schema, log, (payload) => handler.handle(socket, payload, sockets));
+      face.onConnect?.(socket, sockets);
+    }
     // An event no module handles still gets its ack, rather than a client left waiting.
     socket.onAny((event: string, ...args: unknown[]) => {
       const ack = args[args.length - 1];
       if (socket.listeners(event).length === 0 && typeof ack === "function")
         (ack as Ack)({ ok: false, error: toAckError(notFound(`No event is named "${event}".`), log) });
     });
-    sockets.follow(socket, dmStream(user.id), "dm:message", socket.data.directFrom).catch((error: unknown) => {
-      log.error({ err: error }, "could not relay direct messages to a socket");
-      socket.disconnect(true);
-    });
-  });
-
-  // The same rule as for event streams decides which of the user's sockets end.
-  await bus.subscribe(ACCOUNTS_TOPIC, (raw) => {
-    const event = raw as AccountsEvent;
-    io.local
-      .in(`user:${event.userId}`)
-      .fetchSockets()
-      .then((userSockets) => {
-        for (const socket of userSockets) {
-          const { user, sessionId } = (socket.data as SocketData).auth;
-          if (endsConnection(event, user.id, sessionId)) socket.disconnect(true);
-        }
-      })
-      .catch((error: unknown) => log.error({ err: error }, "could not end the sockets of a session"));
   });
 
   return io;
+}
+
+/**
+ * Registers a request-style event: the payload is validated with zod, the handler's
+ * result is acknowledged as `{ok: true, ...result}` and any failure as
+ * `{ok: false, error: {status, title, detail, errors?}}`.
+ */
+function onRequest(socket: AppSocket, event: string, schema: ZodType, log: Logger, handler: (payload: unknown) => Promise<object>): void {
+  socket.on(event, async (...args: unknown[]) => {
+    const ack: Ack = typeof args[args.length - 1] === "function" ? (args.pop() as Ack) : () => {};
+    const parsed = schema.safeParse(args[0]);
+    if (!parsed.success) {
+      const errors = parsed.error.issues.map((i) => ({ field: ["payload", ...i.path.map(String)].join("."), message: i.message }));
+      const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; ");
+      ack({ ok: false, error: toAckError(badRequest(detail, errors), log) });
+      return;
+    }
+    try {
+      ack({ ok: true, ...(await handler(parsed.data)) });
+    } catch (error) {
+      ack({ ok: false, error: toAckError(error, log) });
+    }
+  });
+}
+
+/**
+ * With REDIS_URL, Socket.IO's own Redis adapter carries `SocketDelivery`'s throwaway
+ * events to sockets on other processes. Ordered streams do not use it: the relay
+ * delivers those on each process, with repair.
+ */
+export async function createSocketAdapter(io: Server, url: string, prefix: string, log: Logger): Promise<{ close(): Promise<void> }> {
+  const publisher = createClient({ url, socket: { connectTimeout: 5000 } });
+  const subscriber = publisher.duplicate();
+  for (const client of [publisher, subscriber]) client.on("error", (error: Error) => log.warn({ err: error }, "socket.io redis adapter connection error"));
+  await Promise.all([publisher.connect(), subscriber.connect()]);
+  io.adapter(createAdapter(publisher, subscriber, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
+  return {
+    async close() {
+      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
+    },
+  };
 }

@@ -1,9 +1,9 @@
 import type { Request, Response } from "express";
-import type { AuthContext } from "../http/auth-context";
-import { HttpError } from "../http/errors";
-import { endsConnection, type AccountsEvent } from "../modules/accounts/sessions.service";
-import { MessageIdSchema } from "../modules/messaging/messaging.schemas";
+import { DomainError } from "../core/errors";
+import type { Principal } from "../core/principal";
+import { StreamIdSchema } from "../http/schemas";
 import { belowThreshold } from "./backpressure";
+import type { Connections } from "./connections";
 
 export interface EventStream {
   /** Sends one event; `data` is already JSON. Drops a client that stopped reading. */
@@ -13,24 +13,18 @@ export interface EventStream {
   onClose(callback: () => void): void;
 }
 
-interface OpenStream {
-  auth: AuthContext;
-  close(): void;
-}
-
 /**
  * Server-Sent Events responses: headers, heartbeats, a bound on what a slow client may
  * leave buffered, and the list of open streams so shutdown can end them.
  */
 export class EventStreams {
-  private readonly open = new Set<OpenStream>();
+  private readonly open = new Set<() => void>();
 
   constructor(
     private readonly options: {
       heartbeatSeconds: number;
       bufferLimitBytes: number;
-      /** Whether the credentials were revoked after they were checked. */
-      revokedSince: (auth: AuthContext, since: number) => boolean;
+      connections: Connections;
     },
   ) {}
 
@@ -38,16 +32,16 @@ export class EventStreams {
   static resumeFrom(req: Request, after: string | undefined): string | undefined {
     const header = req.headers["last-event-id"];
     if (typeof header === "string" && header !== "") {
-      const parsed = MessageIdSchema.safeParse(header.trim());
+      const parsed = StreamIdSchema.safeParse(header.trim());
       if (!parsed.success)
-        throw new HttpError(400, "Last-Event-ID must be a message id.", { errors: [{ field: "header.last-event-id", message: "not a message id" }] });
+        throw new DomainError(400, "Last-Event-ID must be an event id this stream sent.", { errors: [{ field: "header.last-event-id", message: "not an event id" }] });
       return parsed.data;
     }
     return after;
   }
 
   /** Starts the stream for a caller; it ends when their session ends or their token expires. */
-  start(req: Request, res: Response, auth: AuthContext): EventStream {
+  start(req: Request, res: Response, principal: Principal): EventStream {
     res.status(200);
     res.setHeader("Content-Type", "text/event-stream; charset=utf-8");
     res.setHeader("Cache-Control", "no-cache, no-transform");
@@ -60,13 +54,15 @@ export class EventStreams {
 
     const callbacks: Array<() => void> = [];
     let closed = false;
+    let unregister = () => {};
     // Marks the stream closed at once, so nothing writes to it after it ends.
     const close = () => {
       if (closed) return;
       closed = true;
       clearInterval(heartbeat);
       clearTimeout(expiry);
-      this.open.delete(entry);
+      this.open.delete(end);
+      unregister();
       for (const callback of callbacks) callback();
     };
     const end = () => {
@@ -74,12 +70,11 @@ export class EventStreams {
       res.end();
     };
     const heartbeat = setInterval(() => res.write(": heartbeat\n\n"), this.options.heartbeatSeconds * 1000);
-    const expiry = auth.expiresAt ? setTimeout(end, Math.min(auth.expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
-    const entry: OpenStream = { auth, close: end };
-    this.open.add(entry);
+    const expiry = principal.expiresAt ? setTimeout(end, Math.min(principal.expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
+    this.open.add(end);
     res.on("close", close);
-    // A logout that happened since the credentials were checked has been missed by endFor.
-    if (this.options.revokedSince(auth, auth.checkedAt)) end();
+    // Ends at once when the credentials ended since they were checked.
+    unregister = this.options.connections.add({ principal, end });
 
     const limit = this.options.bufferLimitBytes;
     const cutOff = () => {
@@ -103,17 +98,11 @@ export class EventStreams {
     };
   }
 
-  /** Ends the streams of sessions that the event ends. */
-  endFor(event: AccountsEvent): void {
-    for (const stream of this.open)
-      if (endsConnection(event, stream.auth.user.id, stream.auth.sessionId)) stream.close();
-  }
-
   get size(): number {
     return this.open.size;
   }
 
   closeAll(): void {
-    for (const stream of this.open) stream.close();
+    for (const end of [...this.open]) end();
   }
 }

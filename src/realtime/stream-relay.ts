@@ -1,10 +1,35 @@
-import { HttpError } from "../http/errors";
+import { DomainError } from "../core/errors";
 import type { Logger } from "../logger";
 import type { Bus } from "./bus";
-import { MESSAGES_TOPIC, type Message, type MessageEvent, type MessagingService } from "../modules/messaging/messaging.service";
 
-/** Receives a stream's messages in order; `json` is the message serialized once for all listeners. */
-export type Listener = (message: Message, json: string) => void;
+/** Anything a stream carries: a message, a lobby change. Ids are decimal strings that grow within a stream. */
+export interface StreamItem {
+  id: string;
+}
+
+/**
+ * Where a kind of stream lives: its module answers these two questions from the
+ * database, and the relay does the rest (ordering, gap repair, replay). Keys are
+ * `<kind>:<id>`; the part before the first colon picks the source.
+ */
+export interface StreamSource<T extends StreamItem = StreamItem> {
+  kind: string;
+  /** The id of the stream's last committed item ("0" when it has none). */
+  lastId(key: string): Promise<string>;
+  /** The stream's items with after < id <= upTo, oldest first, at most `limit`. */
+  between(key: string, after: string, upTo: string, limit: number): Promise<T[]>;
+}
+
+/** Published after an item commits: the item, and for each stream it belongs to the id it follows. */
+export interface StreamEvent<T extends StreamItem = StreamItem> {
+  item: T;
+  streams: { key: string; previous: string }[];
+}
+
+export const STREAMS_TOPIC = "streams";
+
+/** Receives a stream's items in order; `json` is the item serialized once for all listeners. */
+export type Listener<T extends StreamItem = StreamItem> = (item: T, json: string) => void;
 
 /** Where a listener starts: after `after`; `last` is the stream's last committed id, read with it. */
 export interface ResumePoint {
@@ -39,7 +64,7 @@ const REPAIR_ATTEMPTS = 5;
 const REPAIR_RETRY_MS = 1000;
 
 /**
- * Delivers each stream's messages to this process' listeners exactly once and in id
+ * Delivers each stream's items to this process' listeners exactly once and in id
  * order, whatever the bus does. Every message event names the id it follows in each
  * stream; when that is not the last one delivered here (an event lost or overtaken on
  * the way), the missing messages are read from the database first. A reconnecting
@@ -50,14 +75,32 @@ const REPAIR_RETRY_MS = 1000;
 export class StreamRelay {
   private readonly streams = new Map<string, StreamState>();
 
+  private readonly sources = new Map<string, StreamSource>();
+
   constructor(
     private readonly bus: Bus,
-    private readonly messaging: MessagingService,
     private readonly log: Logger,
   ) {}
 
   start(): Promise<void> {
-    return this.bus.subscribe(MESSAGES_TOPIC, (event) => this.receive(event as MessageEvent));
+    return this.bus.subscribe(STREAMS_TOPIC, (event) => this.receive(event as StreamEvent));
+  }
+
+  /** A module adds the kinds of stream it owns. */
+  addSource(source: StreamSource): void {
+    if (this.sources.has(source.kind)) throw new Error(`two sources for streams of kind "${source.kind}"`);
+    this.sources.set(source.kind, source);
+  }
+
+  /** Tells every process (this one included) that the item committed. */
+  publish<T extends StreamItem>(event: StreamEvent<T>): Promise<void> {
+    return this.bus.publish(STREAMS_TOPIC, event);
+  }
+
+  private source(key: string): StreamSource {
+    const source = this.sources.get(key.slice(0, key.indexOf(":")));
+    if (!source) throw new Error(`no source for stream ${key}`);
+    return source;
   }
 
   /**
@@ -67,10 +110,10 @@ export class StreamRelay {
    * stream's end is a client's mistake: 400.
    */
   async resumePoint(key: string, after: string | undefined): Promise<ResumePoint> {
-    const last = await this.messaging.lastId(key);
+    const last = await this.source(key).lastId(key);
     if (after === undefined) return { after: last, last };
     if (BigInt(after) > BigInt(last))
-      throw new HttpError(400, `No message ${after} exists in this stream yet; its newest is ${last}.`, {
+      throw new DomainError(400, `Nothing with id ${after} exists in this stream yet; its newest is ${last}.`, {
         errors: [{ field: "after", message: "beyond the newest message" }],
       });
     return { after, last };
@@ -80,7 +123,11 @@ export class StreamRelay {
    * Adds a listener to a stream: it receives the messages committed after `after`, those
    * already committed replayed first. Resolves with the function that removes it.
    */
-  async listen(key: string, listener: Listener, options: ListenOptions): Promise<() => void> {
+  async listen<T extends StreamItem>(key: string, listener: Listener<T>, options: ListenOptions): Promise<() => void> {
+    return this.attach(key, listener as Listener, options);
+  }
+
+  private async attach(key: string, listener: Listener, options: ListenOptions): Promise<() => void> {
     const { from, signal, ready } = options;
     let stream = this.streams.get(key);
     if (!stream) {
@@ -109,8 +156,8 @@ export class StreamRelay {
         attached =
           floor === null
             ? listener
-            : (message, json) => {
-                if (BigInt(message.id) > floor) listener(message, json);
+            : (item, json) => {
+                if (BigInt(item.id) > floor) listener(item, json);
               };
         state.listeners.add(attached);
       });
@@ -121,8 +168,8 @@ export class StreamRelay {
     return remove;
   }
 
-  private receive(event: MessageEvent, attempt = 1): void {
-    const id = BigInt(event.message.id);
+  private receive(event: StreamEvent, attempt = 1): void {
+    const id = BigInt(event.item.id);
     let json: string | undefined;
     for (const { key, previous } of event.streams) {
       const stream = this.streams.get(key);
@@ -135,8 +182,8 @@ export class StreamRelay {
           // The live set: a listener removed while the rows are read must not get them.
           await this.replay(key, stream.last, id - 1n, stream.listeners);
         }
-        json ??= JSON.stringify(event.message);
-        this.deliver(stream.listeners, event.message, json);
+        json ??= JSON.stringify(event.item);
+        this.deliver(stream.listeners, event.item, json);
         stream.last = id;
       }).catch(() => {
         // Logged by enqueue. The repair read failed: try again, or the message would wait
@@ -160,23 +207,23 @@ export class StreamRelay {
   ): Promise<bigint> {
     let cursor = after;
     while (cursor < upTo && !signal?.aborted) {
-      const page = await this.messaging.between(key, cursor.toString(), upTo.toString(), REPLAY_PAGE);
-      for (const message of page) {
+      const page = await this.source(key).between(key, cursor.toString(), upTo.toString(), REPLAY_PAGE);
+      for (const item of page) {
         const wait = ready?.();
         if (wait) await wait;
         if (signal?.aborted) return cursor;
-        this.deliver(listeners, message, JSON.stringify(message));
-        cursor = BigInt(message.id);
+        this.deliver(listeners, item, JSON.stringify(item));
+        cursor = BigInt(item.id);
       }
       if (page.length < REPLAY_PAGE) return upTo;
     }
     return cursor;
   }
 
-  private deliver(listeners: Iterable<Listener>, message: Message, json: string): void {
+  private deliver(listeners: Iterable<Listener>, item: StreamItem, json: string): void {
     for (const listener of listeners) {
       try {
-        listener(message, json);
+        listener(item, json);
       } catch (error) {
         this.log.error({ err: error }, "stream listener failed");
       }

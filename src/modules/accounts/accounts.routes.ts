@@ -1,5 +1,6 @@
 import type { RequestHandler } from "express";
-import { Api } from "../../http/api";
+import type { Api } from "../../http/api";
+import { asUser } from "./accounts.policy";
 import { PageQuerySchema } from "../../http/schemas";
 import { presentOwnUser } from "./accounts.presenters";
 import {
@@ -45,7 +46,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
       responses: { 204: { description: "Signed out; the token no longer works anywhere" } },
     },
     async ({ auth, res }) => {
-      await accounts.logout(auth);
+      await accounts.logout(asUser(auth));
       res.status(204).end();
     },
   );
@@ -66,7 +67,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
       responses: { 200: { description: "The caller", schema: PrivateUserSchema } },
     },
     ({ auth, res }) => {
-      res.json(presentOwnUser(auth.user));
+      res.json(presentOwnUser(asUser(auth).user));
     },
   );
 
@@ -93,7 +94,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
       },
     },
     async ({ auth, params, body, res }) => {
-      res.json(await accounts.updateUser(auth, params.username, body));
+      res.json(await accounts.updateUser(asUser(auth), params.username, body));
     },
   );
 
@@ -105,7 +106,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
       responses: { 204: { description: "Deleted" }, 403: "Not this user", 404: "No such user", 409: "The last admin cannot be deleted" },
     },
     async ({ auth, params, res }) => {
-      await accounts.deleteUser(auth, params.username);
+      await accounts.deleteUser(asUser(auth), params.username);
       res.status(204).end();
     },
   );

@@ -1,23 +1,17 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../../db/data-source";
-import { unauthorized } from "../../http/api";
-import type { AuthContext } from "../../http/auth-context";
-import { HttpError, badRequest, conflict, forbidden, notFound } from "../../http/errors";
+import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../../db/errors";
+import { DomainError, badRequest, conflict, notFound, unauthorized } from "../../core/errors";
 import { pageByName } from "../../db/paging";
-import type { Page } from "../../http/pagination";
+import type { Page } from "../../core/pagination";
 import type { Logger } from "../../logger";
 import { presentOwnUser, presentUser, type PrivateUser, type PublicUser } from "./accounts.presenters";
 import type { LoginInput, RegisterInput, UpdateUserInput } from "./accounts.schemas";
-import type { AccountsEvent, SessionService } from "./sessions.service";
+import type { DeletedUser, UserDeletedHook } from "../../core/module";
+import type { PrincipalEvent } from "../../core/principal";
+import { USER_PRINCIPAL, type SessionService, type UserPrincipal } from "./sessions.service";
+import { accountsPolicy } from "./accounts.policy";
 import { UserEntity } from "./user.entity";
-
-/**
- * Runs inside the deletion's transaction, so a user disappears from every module at
- * once or not at all. What cannot be rolled back (files) goes in the returned callback,
- * which runs after the commit.
- */
-export type UserCleanup = (manager: EntityManager, user: UserEntity) => Promise<(() => Promise<void>) | void>;
 
 export interface AuthResult {
   user: PrivateUser;
@@ -29,7 +23,8 @@ export class AccountsService {
     private readonly dataSource: DataSource,
     private readonly sessions: SessionService,
     private readonly log: Logger,
-    private readonly cleanups: UserCleanup[] = [],
+    /** Every module's part in deleting a user (the kernel's `userDeletedHooks`). */
+    private readonly cleanups: () => UserDeletedHook[],
   ) {}
 
   async register(input: RegisterInput): Promise<AuthResult> {
@@ -69,7 +64,7 @@ export class AccountsService {
   }
 
   /** Ends the bearer session; HTTP Basic has no session, so there is nothing to end. */
-  async logout(auth: AuthContext): Promise<void> {
+  async logout(auth: UserPrincipal): Promise<void> {
     if (auth.sessionId) await this.sessions.endSession(auth.user.id, auth.sessionId);
   }
 
@@ -83,19 +78,19 @@ export class AccountsService {
     return presentUser(await this.requireUser(this.dataSource.manager, username));
   }
 
-  async updateUser(auth: AuthContext, username: string, input: UpdateUserInput): Promise<PrivateUser> {
+  async updateUser(auth: UserPrincipal, username: string, input: UpdateUserInput): Promise<PrivateUser> {
     const target = await this.requireUser(this.dataSource.manager, username);
-    if (target.id !== auth.user.id) throw forbidden("Only the user themself may change their account.");
+    accountsPolicy.authorize(auth, "update", target);
     if (input.password !== undefined) {
       if (input.current_password === undefined)
         throw badRequest("Changing the password needs current_password.", [
           { field: "body.current_password", message: "required when password is given" },
         ]);
       if (!(await this.sessions.checkPassword(target, input.current_password)))
-        throw new HttpError(403, "current_password is wrong.", { credentialFailure: true });
+        throw new DomainError(403, "current_password is wrong.", { credentialFailure: true });
     }
     const passwordHash = input.password !== undefined ? await this.sessions.hashPassword(input.password) : undefined;
-    const events: AccountsEvent[] = [{ kind: "user_changed", userId: target.id }];
+    const events: PrincipalEvent[] = [{ type: "changed", kind: USER_PRINCIPAL, id: target.id }];
     const updated = await this.dataSource.transaction(async (manager) => {
       const changes: Partial<UserEntity> = { updatedAt: new Date() };
       if (passwordHash) changes.passwordHash = passwordHash;
@@ -110,9 +105,9 @@ export class AccountsService {
     return presentOwnUser(updated);
   }
 
-  async deleteUser(auth: AuthContext, username: string): Promise<void> {
+  async deleteUser(auth: UserPrincipal, username: string): Promise<void> {
     const target = await this.requireUser(this.dataSource.manager, username);
-    if (target.id !== auth.user.id) throw forbidden("Only the user themself may delete their account.");
+    accountsPolicy.authorize(auth, "delete", target);
     const afterCommit = await this.dataSource.transaction(async (manager) => {
       if (target.userType === "admin") {
         // Locks the admins, so two admins deleting themselves at once cannot leave none.
@@ -120,15 +115,16 @@ export class AccountsService {
         if (admins.length <= 1) throw conflict("The last admin cannot be deleted; make another admin first.");
       }
       const callbacks: Array<() => Promise<void>> = [];
-      for (const cleanup of this.cleanups) {
-        const callback = await cleanup(manager, target);
+      const deleted: DeletedUser = { id: target.id, username: target.username };
+      for (const cleanup of this.cleanups()) {
+        const callback = await cleanup(manager, deleted);
         if (callback) callbacks.push(callback);
       }
       // Sessions go with the user (ON DELETE CASCADE).
       await manager.delete(UserEntity, { id: target.id });
       return callbacks;
     });
-    await this.sessions.publish({ kind: "user_deleted", userId: target.id });
+    await this.sessions.publish({ type: "ended", kind: USER_PRINCIPAL, id: target.id, keep: null });
     for (const callback of afterCommit) {
       await callback().catch((error: unknown) => this.log.error({ err: error }, "cleanup after user deletion failed"));
     }

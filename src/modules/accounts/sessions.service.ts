@@ -3,26 +3,26 @@ import bcrypt from "bcrypt";
 import jwt from "jsonwebtoken";
 import { LRUCache } from "lru-cache";
 import type { DataSource, EntityManager } from "typeorm";
-import type { AuthContext, Authenticator, Credentials } from "../../http/auth-context";
-import { unauthorized } from "../../http/api";
-import { characterCount } from "../../http/schemas";
-import type { Bus } from "../../realtime/bus";
+import { unauthorized } from "../../core/errors";
+import type { SocketAuthenticator } from "../../core/module";
+import type { Principal, PrincipalEvent } from "../../core/principal";
+import { characterCount } from "../../core/text";
+import type { Credentials, HttpAuthenticator } from "../../http/auth-context";
+import type { Connections } from "../../realtime/connections";
 import { SessionEntity } from "./session.entity";
 import { MAX_PASSWORD_CHARACTERS, USERNAME_PATTERN, UserEntity } from "./user.entity";
 
-export const ACCOUNTS_TOPIC = "accounts";
+/** A signed-in user account. */
+export interface UserPrincipal extends Principal {
+  kind: typeof USER_PRINCIPAL;
+  user: UserEntity;
+}
 
-/** What the accounts module tells every process; sockets and caches react to it. */
-export type AccountsEvent =
-  | { kind: "session_ended"; userId: string; sessionId: string }
-  /** All of a user's sessions but `keep` ended (password change, deletion). */
-  | { kind: "sessions_ended"; userId: string; keep: string | null }
-  | { kind: "user_changed"; userId: string }
-  | { kind: "user_deleted"; userId: string };
+export const USER_PRINCIPAL = "user";
 
 export interface SessionServiceOptions {
   dataSource: DataSource;
-  bus: Bus;
+  connections: Connections;
   jwtSecret: string;
   jwtTtlSeconds: number;
   bcryptRounds: number;
@@ -43,7 +43,11 @@ function prehash(password: string): string {
 /** How long a verified bearer session is trusted without asking the database again. */
 const SESSION_CACHE_MS = 10_000;
 
-type CachedAuth = Pick<AuthContext, "user" | "sessionId">;
+type CachedAuth = { user: UserEntity; sessionId: string | null };
+
+function toPrincipal(user: UserEntity, sessionId: string | null, expiresAt: number | null, checkedAt: number): UserPrincipal {
+  return { kind: USER_PRINCIPAL, id: user.id, name: user.username, user, sessionId, expiresAt, checkedAt };
+}
 
 /**
  * Tokens, sessions and credential checks. A bearer token is a JWT naming a session row;
@@ -51,14 +55,9 @@ type CachedAuth = Pick<AuthContext, "user" | "sessionId">;
  * at once. Positive verifications are cached briefly and dropped on every process when
  * the bus says the user or session changed.
  */
-export class SessionService implements Authenticator {
+export class SessionService {
   private readonly bearerCache = new LRUCache<string, CachedAuth>({ max: 100_000, ttl: SESSION_CACHE_MS });
   private readonly basicCache: LRUCache<string, CachedAuth> | null;
-  /**
-   * What ended or changed lately, and when: a verification that was reading the database
-   * while it happened must not be trusted or cached.
-   */
-  private readonly recentEnds = new LRUCache<string, { at: number; keep: string | null }>({ max: 100_000, ttl: 2 * SESSION_CACHE_MS });
   private readonly dummyHash: string;
   /** A KeyObject, so jsonwebtoken does not parse the secret again on every verification. */
   private readonly jwtKey: KeyObject;
@@ -73,8 +72,32 @@ export class SessionService implements Authenticator {
     this.jwtKey = createSecretKey(Buffer.from(options.jwtSecret, "utf8"));
   }
 
-  async start(): Promise<void> {
-    await this.options.bus.subscribe(ACCOUNTS_TOPIC, (event) => this.forget(event as AccountsEvent));
+  start(): void {
+    this.options.connections.onEvent((event) => this.forget(event));
+  }
+
+  /** Bearer tokens and HTTP Basic over HTTP. */
+  httpAuthenticators(): HttpAuthenticator[] {
+    const scheme = (credentials: Credentials) => credentials.authorization?.trim().split(/\s+/, 2) ?? [];
+    return [
+      {
+        claims: (c) => (c.authorization !== undefined && /^bearer$/i.test(scheme(c)[0] ?? "")) || (!c.authorization && c.accessToken !== undefined),
+        authenticate: (c) => this.verifyBearer(c.authorization ? (scheme(c)[1] ?? "") : (c.accessToken ?? "")),
+      },
+      {
+        claims: (c) => c.authorization !== undefined && /^basic$/i.test(scheme(c)[0] ?? ""),
+        authenticate: (c) => this.verifyBasic(scheme(c)[1] ?? ""),
+        presentsPassword: (c) => (this.recentlyVerified(c.authorization ?? "") ? "verified" : "unverified"),
+      },
+    ];
+  }
+
+  /** `auth: {token}` at the Socket.IO handshake. */
+  socketAuthenticator(): SocketAuthenticator {
+    return {
+      claims: (auth) => typeof auth.token === "string" && auth.token !== "",
+      authenticate: (auth) => this.verifyBearer(auth.token as string),
+    };
   }
 
   hashPassword(password: string): Promise<string> {
@@ -107,36 +130,24 @@ export class SessionService implements Authenticator {
 
   async endSession(userId: string, sessionId: string): Promise<void> {
     await this.options.dataSource.getRepository(SessionEntity).delete({ id: sessionId });
-    await this.publish({ kind: "session_ended", userId, sessionId });
+    await this.publish({ type: "ended", kind: USER_PRINCIPAL, id: userId, sessionId });
   }
 
   /** Ends every session of the user but `keep`, in the caller's transaction; publish after commit. */
-  async endOtherSessions(manager: EntityManager, userId: string, keep: string | null): Promise<AccountsEvent> {
+  async endOtherSessions(manager: EntityManager, userId: string, keep: string | null): Promise<PrincipalEvent> {
     const query = manager.createQueryBuilder().delete().from(SessionEntity).where("user_id = :userId", { userId });
     if (keep) query.andWhere("id <> :keep", { keep });
     await query.execute();
-    return { kind: "sessions_ended", userId, keep };
+    return { type: "ended", kind: USER_PRINCIPAL, id: userId, keep };
   }
 
-  /** Applies the event to this process at once, then tells the others. */
-  publish(event: AccountsEvent): Promise<void> {
-    this.forget(event);
-    return this.options.bus.publish(ACCOUNTS_TOPIC, event);
+  /** Applies the event to this process at once (caches, connections), then tells the others. */
+  publish(event: PrincipalEvent): Promise<void> {
+    return this.options.connections.publish(event);
   }
 
-  async authenticate({ authorization, accessToken }: Credentials): Promise<AuthContext> {
-    if (authorization) {
-      const [scheme, value = ""] = authorization.trim().split(/\s+/, 2);
-      if (/^bearer$/i.test(scheme)) return this.verifyBearer(value);
-      if (/^basic$/i.test(scheme)) return this.verifyBasic(value);
-      throw unauthorized("The Authorization scheme must be Bearer or Basic.");
-    }
-    if (accessToken) return this.verifyBearer(accessToken);
-    throw unauthorized("This route needs an Authorization header (Bearer token or Basic credentials).");
-  }
-
-  /** Verifies a bearer token; used by the Socket.IO handshake as well. */
-  async verifyBearer(token: string): Promise<AuthContext> {
+  /** Verifies a bearer token (HTTP, `?access_token=`, the Socket.IO handshake). */
+  async verifyBearer(token: string): Promise<UserPrincipal> {
     const checkedAt = Date.now();
     let claims: jwt.JwtPayload;
     try {
@@ -149,7 +160,7 @@ export class SessionService implements Authenticator {
       throw unauthorized("The bearer token is invalid or has expired.");
     const expiresAt = exp * 1000;
     const cached = this.bearerCache.get(sessionId);
-    if (cached) return { ...cached, expiresAt, checkedAt };
+    if (cached) return toPrincipal(cached.user, sessionId, expiresAt, checkedAt);
     const user = await this.options.dataSource
       .getRepository(UserEntity)
       .createQueryBuilder("u")
@@ -157,26 +168,26 @@ export class SessionService implements Authenticator {
       .where("s.id = :sessionId AND s.expires_at > now() AND u.id = :userId", { sessionId, userId })
       .getOne();
     if (!user) throw unauthorized("The session has ended; sign in again.");
-    const auth: AuthContext = { user, sessionId, expiresAt, checkedAt };
+    const principal = toPrincipal(user, sessionId, expiresAt, checkedAt);
     // The session may have ended while the row was being read.
-    if (this.revokedSince(auth, checkedAt)) throw unauthorized("The session has ended; sign in again.");
-    if (!this.changedSince(userId, checkedAt)) this.bearerCache.set(sessionId, { user, sessionId });
-    return auth;
+    if (this.options.connections.revokedSince(principal, checkedAt)) throw unauthorized("The session has ended; sign in again.");
+    if (!this.options.connections.changedSince(principal, checkedAt)) this.bearerCache.set(sessionId, { user, sessionId });
+    return principal;
   }
 
-  recentlyVerified(authorization: string): boolean {
+  private recentlyVerified(authorization: string): boolean {
     const [scheme, value = ""] = authorization.trim().split(/\s+/, 2);
     const credentials = /^basic$/i.test(scheme) ? decodeBasic(value) : null;
     return credentials !== null && (this.basicCache?.has(credentials.cacheKey) ?? false);
   }
 
-  private async verifyBasic(encoded: string): Promise<AuthContext> {
+  private async verifyBasic(encoded: string): Promise<UserPrincipal> {
     const checkedAt = Date.now();
     const credentials = decodeBasic(encoded);
     if (!credentials) throw unauthorized("Basic credentials must be base64(username:password).");
     const { username, password, cacheKey } = credentials;
     const cached = this.basicCache?.get(cacheKey);
-    if (cached) return { ...cached, expiresAt: null, checkedAt };
+    if (cached) return toPrincipal(cached.user, null, null, checkedAt);
     // Names that could not have been registered are unknown users, not database errors.
     const user =
       USERNAME_PATTERN.test(username) && characterCount(password) <= MAX_PASSWORD_CHARACTERS
@@ -188,39 +199,25 @@ export class SessionService implements Authenticator {
         : null;
     const passwordMatches = await this.checkPassword(user, password);
     // A password changed (or the user deleted) while we checked the old one: refuse it.
-    if (!user || !passwordMatches || this.revokedSince({ user, sessionId: null }, checkedAt))
+    const principal = user ? toPrincipal(user, null, null, checkedAt) : null;
+    if (!principal || !passwordMatches || this.options.connections.revokedSince(principal, checkedAt))
       throw unauthorized("Invalid username or password.", { credentialFailure: true });
-    if (!this.changedSince(user.id, checkedAt)) this.basicCache?.set(cacheKey, { user, sessionId: null });
-    return { user, sessionId: null, expiresAt: null, checkedAt };
+    if (!this.options.connections.changedSince(principal, checkedAt)) this.basicCache?.set(cacheKey, { user: principal.user, sessionId: null });
+    return principal;
   }
 
-  /** True when the session of `auth` ended (logout, password change, deletion) after `since`. */
-  revokedSince(auth: Pick<AuthContext, "user" | "sessionId">, since: number): boolean {
-    const session = auth.sessionId ? this.recentEnds.get(`session:${auth.sessionId}`) : undefined;
-    if (session && session.at >= since) return true;
-    const user = this.recentEnds.get(`user:${auth.user.id}`);
-    return user !== undefined && user.at >= since && (auth.sessionId === null || user.keep !== auth.sessionId);
-  }
-
-  private changedSince(userId: string, since: number): boolean {
-    const changed = this.recentEnds.get(`changed:${userId}`);
-    return changed !== undefined && changed.at >= since;
-  }
-
-  private forget(event: AccountsEvent): void {
-    const at = Date.now();
-    if (event.kind === "session_ended") {
+  /** Drops cached verifications that the event makes stale. */
+  private forget(event: PrincipalEvent): void {
+    if (event.kind !== USER_PRINCIPAL) return;
+    if (event.type === "ended" && event.sessionId !== undefined) {
       this.bearerCache.delete(event.sessionId);
-      this.recentEnds.set(`session:${event.sessionId}`, { at, keep: null });
       return;
     }
-    this.recentEnds.set(`changed:${event.userId}`, { at, keep: null });
-    const keep = event.kind === "sessions_ended" ? event.keep : null;
-    if (event.kind !== "user_changed") this.recentEnds.set(`user:${event.userId}`, { at, keep });
+    const keep = event.type === "ended" ? (event.keep ?? null) : null;
     for (const [key, auth] of this.bearerCache.entries())
-      if (auth.user.id === event.userId && (event.kind === "user_changed" || key !== keep)) this.bearerCache.delete(key);
+      if (auth.user.id === event.id && (event.type === "changed" || key !== keep)) this.bearerCache.delete(key);
     if (this.basicCache)
-      for (const [key, auth] of this.basicCache.entries()) if (auth.user.id === event.userId) this.basicCache.delete(key);
+      for (const [key, auth] of this.basicCache.entries()) if (auth.user.id === event.id) this.basicCache.delete(key);
   }
 }
 
@@ -232,19 +229,4 @@ function decodeBasic(encoded: string): { username: string; password: string; cac
   const username = decoded.slice(0, colon);
   const password = decoded.slice(colon + 1);
   return { username, password, cacheKey: createHash("sha256").update(`${username.toLowerCase()}\0${password}`).digest("base64") };
-}
-
-/** Whether an accounts event ends the connection of a user signed in with `sessionId` (null: HTTP Basic). */
-export function endsConnection(event: AccountsEvent, userId: string, sessionId: string | null): boolean {
-  switch (event.kind) {
-    case "session_ended":
-      return event.sessionId === sessionId;
-    case "sessions_ended":
-      // HTTP Basic (no session) ends too: its password is what changed.
-      return event.userId === userId && (sessionId === null || event.keep !== sessionId);
-    case "user_deleted":
-      return event.userId === userId;
-    default:
-      return false;
-  }
 }

@@ -2,8 +2,7 @@ import { Column, Entity, PrimaryColumn } from "typeorm";
 
 export type UserType = "admin" | "user";
 
-/** What a username may be: 3–32 of A–Z a–z 0–9 _ . - */
-export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{3,32}$/;
+export { USERNAME_PATTERN } from "../../core/text";
 /** Passwords are 8–128 characters (code points), stored only as a bcrypt hash. */
 export const MAX_PASSWORD_CHARACTERS = 128;
 

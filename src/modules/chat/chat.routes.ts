@@ -2,9 +2,8 @@ import type { Api } from "../../http/api";
 import { absoluteUrl } from "../../http/urls";
 import { EventStreams, type EventStream } from "../../realtime/sse";
 import type { ResumePoint, StreamRelay } from "../../realtime/stream-relay";
-import { UsernameParams } from "../accounts/accounts.schemas";
-import { HistoryQuerySchema, MessagePageSchema, MessageSchema, PostMessageBody, StreamQuerySchema, toHistoryQuery } from "../messaging/messaging.schemas";
-import { channelStream, dmStream } from "../messaging/streams";
+import { asUser, UsernameParams } from "../accounts";
+import { HistoryQuerySchema, MessagePageSchema, MessageSchema, PostMessageBody, StreamQuerySchema, toHistoryQuery, type Message } from "../messaging";
 import { ChannelListQuery, ChannelPageSchema, ChannelParams, ChannelSchema, CreateChannelBody, DirectHistoryQuery } from "./chat.schemas";
 import type { ChatService } from "./chat.service";
 
@@ -17,7 +16,8 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       method: "get", path: "/chat/rooms", summary: "List channels", tags, auth: "required", query: ChannelListQuery,
       responses: { 200: { description: "A page of channels, by name", schema: ChannelPageSchema }, 400: "Invalid limit or cursor" },
     },
-    async ({ query, res }) => {
+    async ({ auth, query, res }) => {
+      asUser(auth);
       res.json(await chat.listChannels(query.limit, query.cursor));
     },
   );
@@ -28,7 +28,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 201: { description: "The channel; Location is its absolute URL", schema: ChannelSchema }, 409: "A channel has that name (in any letter case)" },
     },
     async ({ auth, body, req, res }) => {
-      const channel = await chat.createChannel(auth.user, body.name);
+      const channel = await chat.createChannel(asUser(auth).user, body.name);
       res.status(201).location(absoluteUrl(req, publicUrl, `/chat/rooms/${channel.id}`)).json(channel);
     },
   );
@@ -38,7 +38,8 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       method: "get", path: "/chat/rooms/:id", summary: "A channel", tags, auth: "required", params: ChannelParams,
       responses: { 200: { description: "The channel", schema: ChannelSchema }, 404: "No such channel" },
     },
-    async ({ params, res }) => {
+    async ({ auth, params, res }) => {
+      asUser(auth);
       res.json(await chat.getChannel(params.id));
     },
   );
@@ -50,7 +51,8 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       params: ChannelParams, query: HistoryQuerySchema,
       responses: { 200: { description: "A page of messages", schema: MessagePageSchema }, 400: "Invalid paging", 404: "No such channel" },
     },
-    async ({ params, query, res }) => {
+    async ({ auth, params, query, res }) => {
+      asUser(auth);
       res.json(await chat.channelHistory(params.id, toHistoryQuery(query)));
     },
   );
@@ -62,7 +64,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 201: { description: "The message, committed", schema: MessageSchema }, 404: "No such channel" },
     },
     async ({ auth, params, body, res }) => {
-      res.status(201).json(await chat.postToChannel(auth.user, params.id, body.body));
+      res.status(201).json(await chat.postToChannel(asUser(auth).user, params.id, body.body));
     },
   );
 
@@ -74,8 +76,9 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after", 404: "No such channel" },
     },
     async ({ auth, params, query, req, res }) => {
+      asUser(auth);
       await chat.getChannel(params.id);
-      const key = channelStream(params.id);
+      const key = chat.channels.key(params.id);
       const from = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
       await follow(relay, streams.start(req, res, auth), key, from);
     },
@@ -88,7 +91,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 201: { description: "The message, committed", schema: MessageSchema }, 404: "No such user" },
     },
     async ({ auth, params, body, res }) => {
-      res.status(201).json(await chat.sendDirect(auth.user, params.username, body.body));
+      res.status(201).json(await chat.sendDirect(asUser(auth).user, params.username, body.body));
     },
   );
 
@@ -100,7 +103,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 200: { description: "A page of messages", schema: MessagePageSchema }, 400: "Invalid paging", 404: "No such user for `with`" },
     },
     async ({ auth, query, res }) => {
-      res.json(await chat.directHistory(auth.user, query.with, toHistoryQuery(query)));
+      res.json(await chat.directHistory(asUser(auth).user, query.with, toHistoryQuery(query)));
     },
   );
 
@@ -112,7 +115,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after" },
     },
     async ({ auth, query, req, res }) => {
-      const key = dmStream(auth.user.id);
+      const key = chat.directs.key(asUser(auth).id);
       const from = await relay.resumePoint(key, EventStreams.resumeFrom(req, query.after));
       await follow(relay, streams.start(req, res, auth), key, from);
     },
@@ -123,7 +126,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 async function follow(relay: StreamRelay, stream: EventStream, key: string, from: ResumePoint) {
   const cancel = new AbortController();
   stream.onClose(() => cancel.abort());
-  const stop = await relay.listen(key, (message, json) => stream.send(message.id, "message", json), {
+  const stop = await relay.listen<Message>(key, (message, json) => stream.send(message.id, "message", json), {
     from,
     signal: cancel.signal,
     ready: () => stream.ready(),

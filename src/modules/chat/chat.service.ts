@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../../db/data-source";
-import { conflict, notFound } from "../../http/errors";
+import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../../db/errors";
+import { conflict, notFound } from "../../core/errors";
 import { pageByName } from "../../db/paging";
-import type { Page } from "../../http/pagination";
-import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
-import type { UserEntity } from "../accounts/user.entity";
-import { deleteStream, type HistoryQuery, type Message, type MessagingService } from "../messaging/messaging.service";
-import { channelStream, dmStream } from "../messaging/streams";
+import type { Page } from "../../core/pagination";
+import type { UserDeletedHook } from "../../core/module";
+import type { AccountsService, UserEntity } from "../accounts";
+import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
 import { ChannelEntity } from "./channel.entity";
 
 export interface Channel {
@@ -23,11 +22,19 @@ export function presentChannel(channel: ChannelEntity): Channel {
 
 /** Named channels and direct messages, on the shared messaging core. */
 export class ChatService {
+  /** `channel:<id>`: a channel's messages. */
+  readonly channels: MessageStreamKind;
+  /** `dm:<user id>`: every direct message a user sends or receives. */
+  readonly directs: MessageStreamKind;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly messaging: MessagingService,
     private readonly accounts: AccountsService,
-  ) {}
+  ) {
+    this.channels = messaging.streamKind("channel", "m.channel_id = $1");
+    this.directs = messaging.streamKind("dm", "m.recipient_id IS NOT NULL AND (m.recipient_id = $1 OR m.sender_id = $1)");
+  }
 
   /** Channels by name, case-insensitively. */
   listChannels(limit: number, cursor?: string): Promise<Page<Channel>> {
@@ -63,7 +70,7 @@ export class ChatService {
 
   postToChannel(sender: UserEntity, channelId: string, body: string): Promise<Message> {
     const post = this.messaging.post({
-      streams: [channelStream(channelId)],
+      streams: [this.channels.key(channelId)],
       channelId,
       sender: { id: sender.id, name: sender.username },
       body,
@@ -73,13 +80,13 @@ export class ChatService {
 
   async channelHistory(channelId: string, query: HistoryQuery): Promise<Page<Message>> {
     await this.requireChannel(this.dataSource.manager, channelId);
-    return this.messaging.streamHistory(channelStream(channelId), query);
+    return this.channels.history(channelId, query);
   }
 
   async sendDirect(sender: UserEntity, to: string, body: string): Promise<Message> {
     const recipient = await this.accounts.requireUser(this.dataSource.manager, to);
     const post = this.messaging.post({
-      streams: [dmStream(sender.id), dmStream(recipient.id)],
+      streams: [this.directs.key(sender.id), this.directs.key(recipient.id)],
       sender: { id: sender.id, name: sender.username },
       recipient: { id: recipient.id, name: recipient.username },
       body,
@@ -88,9 +95,12 @@ export class ChatService {
     return notFoundIfGone(post, `No user is named "${to}".`);
   }
 
+  /** A deleted user's direct messages go with them, both ways; their channel messages stay, under their name. */
+  readonly deleteDirectMessages: UserDeletedHook = (manager, user) => this.directs.delete(manager, user.id);
+
   /** The caller's direct messages, or only those exchanged with `withUsername`. */
   async directHistory(user: UserEntity, withUsername: string | undefined, query: HistoryQuery): Promise<Page<Message>> {
-    if (withUsername === undefined) return this.messaging.streamHistory(dmStream(user.id), query);
+    if (withUsername === undefined) return this.directs.history(user.id, query);
     const other = await this.accounts.requireUser(this.dataSource.manager, withUsername);
     return this.messaging.history(
       "((m.sender_id = $1 AND m.recipient_id = $2) OR (m.sender_id = $2 AND m.recipient_id = $1))",
@@ -109,6 +119,3 @@ async function notFoundIfGone<T>(post: Promise<T>, detail: string): Promise<T> {
     throw error;
   }
 }
-
-/** A deleted user's direct messages go with them, both ways; their channel messages stay, under their name. */
-export const deleteDirectMessages: UserCleanup = (manager, user) => deleteStream(manager, dmStream(user.id));

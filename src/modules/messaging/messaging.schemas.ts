@@ -1,14 +1,9 @@
-import { badRequest } from "../../http/errors";
-import { LimitSchema, text } from "../../http/schemas";
+import { badRequest } from "../../core/errors";
+import { LimitSchema, StreamIdSchema, text } from "../../http/schemas";
 import { z } from "../../http/zod";
 
 /** A message id: the decimal string of a positive 64-bit integer. */
-export const MessageIdSchema = z
-  .string()
-  .regex(/^(0|[1-9][0-9]{0,18})$/, "a message id (decimal digits)")
-  // Plain string comparison: the pattern already rules out signs and leading zeros.
-  .refine((v) => v.length < 19 || (v.length === 19 && v <= "9223372036854775807"), "a message id (a 64-bit integer)")
-  .openapi({ example: "1042" });
+export const MessageIdSchema = StreamIdSchema;
 
 export const MessageBodySchema = text(1, 4000);
 

@@ -1,9 +1,7 @@
-import type { DataSource, EntityManager } from "typeorm";
-import { toPage, type Page } from "../../http/pagination";
-import type { Bus } from "../../realtime/bus";
-import { streamFilter } from "./streams";
-
-export const MESSAGES_TOPIC = "messages";
+import type { DataSource } from "typeorm";
+import { toPage, type Page } from "../../core/pagination";
+import type { StreamEvent, StreamRelay } from "../../realtime/stream-relay";
+import { MessageStreamKind } from "./streams";
 
 /** A message as the API shows it. */
 export interface Message {
@@ -16,15 +14,10 @@ export interface Message {
   created_at: string;
 }
 
-/** Published after a message commits: the message, and for each stream it belongs to the id it follows. */
-export interface MessageEvent {
-  message: Message;
-  streams: { key: string; previous: string }[];
-}
-
 export interface NewMessage {
   /** The streams the message belongs to (a DM: the sender's and the recipient's). */
   streams: string[];
+  /** Extra columns of the messages table that tie it to its conversation (a module's own). */
   channelId?: string;
   roomGuid?: string;
   sender: { id: string | null; name: string };
@@ -62,8 +55,13 @@ function present(row: MessageRow): Message {
 export class MessagingService {
   constructor(
     private readonly dataSource: DataSource,
-    private readonly bus: Bus,
+    private readonly relay: StreamRelay,
   ) {}
+
+  /** A kind of message stream for a module to own (see MessageStreamKind). */
+  streamKind(kind: string, where: string): MessageStreamKind {
+    return new MessageStreamKind(kind, where, this);
+  }
 
   /**
    * Commits the message, then publishes it. A channel or recipient that does not exist
@@ -94,15 +92,9 @@ export class MessagingService {
       body: input.body,
       created_at: row.o_created_at.toISOString(),
     };
-    const event: MessageEvent = { message, streams: keys.map((key) => ({ key, previous: row.o_previous[key] })) };
-    await this.bus.publish(MESSAGES_TOPIC, event);
+    const event: StreamEvent<Message> = { item: message, streams: keys.map((key) => ({ key, previous: row.o_previous[key] })) };
+    await this.relay.publish(event);
     return message;
-  }
-
-  /** A stream's messages, paged as `history`. */
-  streamHistory(key: string, query: HistoryQuery): Promise<Page<Message>> {
-    const filter = streamFilter(key);
-    return this.history(filter.where, [filter.param], query);
   }
 
   /**
@@ -131,20 +123,12 @@ export class MessagingService {
     return rows[0]?.last_id ?? "0";
   }
 
-  /** The stream's messages with after < id <= upTo, oldest first, at most `limit`. */
-  async between(key: string, after: string, upTo: string, limit: number): Promise<Message[]> {
-    const filter = streamFilter(key);
+  /** The messages matching `where` ($1 = `id`) with after < id <= upTo, oldest first, at most `limit`. */
+  async between(where: string, id: string, after: string, upTo: string, limit: number): Promise<Message[]> {
     const rows: MessageRow[] = await this.dataSource.query(
-      `SELECT ${COLUMNS} FROM messages m WHERE ${filter.where} AND m.id > $2 AND m.id <= $3 ORDER BY m.id ASC LIMIT $4`,
-      [filter.param, after, upTo, limit],
+      `SELECT ${COLUMNS} FROM messages m WHERE ${where} AND m.id > $2 AND m.id <= $3 ORDER BY m.id ASC LIMIT $4`,
+      [id, after, upTo, limit],
     );
     return rows.map(present);
   }
-}
-
-/** Deletes a stream's messages and its position, in the caller's transaction. */
-export async function deleteStream(manager: EntityManager, key: string): Promise<void> {
-  const filter = streamFilter(key);
-  await manager.query(`DELETE FROM messages AS m WHERE ${filter.where}`, [filter.param]);
-  await manager.query(`DELETE FROM message_streams WHERE key = $1`, [key]);
 }

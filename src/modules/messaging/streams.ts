@@ -1,29 +1,47 @@
+import type { EntityManager } from "typeorm";
+import type { Page } from "../../core/pagination";
+import type { StreamSource } from "../../realtime/stream-relay";
+import type { HistoryQuery, Message, MessagingService } from "./messaging.service";
+
 /**
- * A stream is one ordered conversation: a channel, a conference room, a pair room, or one
- * user's direct messages. Its key names it in message_streams, in bus events and in the
- * relay; `streamFilter` says which messages belong to it.
+ * One kind of message stream (channels, one user's direct messages, conference rooms,
+ * pair rooms), owned by the module that uses it. A stream is one ordered conversation;
+ * its key (`<kind>:<id>`) names it in message_streams, in bus events and in the relay,
+ * and `where` says which messages belong to it.
  */
-export type StreamKind = "channel" | "room" | "dm";
+export class MessageStreamKind {
+  /** What the relay reads this kind from. */
+  readonly source: StreamSource<Message>;
 
-export const channelStream = (channelId: string) => `channel:${channelId}`;
-export const dmStream = (userId: string) => `dm:${userId}`;
-export const roomStream = (roomGuid: string) => `room:${roomGuid}`;
+  constructor(
+    readonly kind: string,
+    /** The SQL condition (on table alias m) selecting a stream's messages, with $1 its id. */
+    private readonly where: string,
+    private readonly messaging: MessagingService,
+  ) {
+    this.source = {
+      kind,
+      lastId: (key) => messaging.lastId(key),
+      between: (key, after, upTo, limit) => messaging.between(where, this.idOf(key), after, upTo, limit),
+    };
+  }
 
-export function streamKind(key: string): StreamKind {
-  return key.slice(0, key.indexOf(":")) as StreamKind;
-}
+  key(id: string): string {
+    return `${this.kind}:${id}`;
+  }
 
-/** The SQL condition (on table alias m) selecting the stream's messages, using $1 for its id. */
-export function streamFilter(key: string): { where: string; param: string } {
-  const id = key.slice(key.indexOf(":") + 1);
-  switch (streamKind(key)) {
-    case "channel":
-      return { where: "m.channel_id = $1", param: id };
-    case "room":
-      return { where: "m.room_guid = $1", param: id };
-    case "dm":
-      return { where: "m.recipient_id IS NOT NULL AND (m.recipient_id = $1 OR m.sender_id = $1)", param: id };
-    default:
-      throw new Error(`unknown stream key ${key}`);
+  /** A stream's messages, paged as `MessagingService.history`. */
+  history(id: string, query: HistoryQuery): Promise<Page<Message>> {
+    return this.messaging.history(this.where, [id], query);
+  }
+
+  /** Deletes a stream's messages and its position, in the caller's transaction. */
+  async delete(manager: EntityManager, id: string): Promise<void> {
+    await manager.query(`DELETE FROM messages AS m WHERE ${this.where}`, [id]);
+    await manager.query(`DELETE FROM message_streams WHERE key = $1`, [this.key(id)]);
+  }
+
+  private idOf(key: string): string {
+    return key.slice(this.kind.length + 1);
   }
 }

@@ -1,7 +1,7 @@
 import type { Registry } from "prom-client";
 import type { DataSource } from "typeorm";
 import type { Api } from "../../http/api";
-import { HttpError } from "../../http/errors";
+import { DomainError } from "../../core/errors";
 import { z } from "../../http/zod";
 
 const tags = ["Platform"];
@@ -36,7 +36,7 @@ export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics
       responses: { 200: { description: "Ready", schema: StatusSchema }, 503: "The database is unreachable" },
     },
     async ({ res }) => {
-      if (!(await databaseAnswers(dataSource))) throw new HttpError(503, "The database is unreachable.");
+      if (!(await databaseAnswers(dataSource))) throw new DomainError(503, "The database is unreachable.");
       res.json({ status: "ok" });
     },
   );

@@ -1,6 +1,6 @@
-import { Api } from "../../http/api";
+import type { Api } from "../../http/api";
 import { PageQuerySchema } from "../../http/schemas";
-import { UsernameParams } from "../accounts/accounts.schemas";
+import { UsernameParams } from "../accounts";
 import { RoomPageSchema } from "./rooms.schemas";
 import type { RoomsService } from "./rooms.service";
 

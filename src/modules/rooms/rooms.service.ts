@@ -1,8 +1,8 @@
 import type { DataSource, EntityManager } from "typeorm";
-import { decodeCursor, encodeCursor, toPage, type Page } from "../../http/pagination";
-import type { AccountsService, UserCleanup } from "../accounts/accounts.service";
-import { deleteStream } from "../messaging/messaging.service";
-import { roomStream } from "../messaging/streams";
+import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
+import type { UserDeletedHook } from "../../core/module";
+import type { AccountsService } from "../accounts";
+import type { MessageStreamKind, MessagingService } from "../messaging";
 
 export interface Room {
   guid: string;
@@ -30,10 +30,16 @@ const SEQ = /^[0-9]{1,18}$/;
  * the account is deleted); creating and joining rooms builds on the same tables.
  */
 export class RoomsService {
+  /** `room:<guid>`: a room's chat. */
+  readonly chat: MessageStreamKind;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly accounts: AccountsService,
-  ) {}
+    messaging: MessagingService,
+  ) {
+    this.chat = messaging.streamKind("room", "m.room_guid = $1");
+  }
 
   /** The rooms a user is in, in the order they joined them. */
   async roomsOf(username: string, limit: number, cursor?: string): Promise<Page<Room>> {
@@ -53,6 +59,37 @@ export class RoomsService {
     return toPage(rows, limit, (row) => presentRoom(row, participants.get(row.guid) ?? []), (row) => encodeCursor([row.seq]));
   }
 
+  /**
+   * Takes the user out of a room whose row the caller has locked: the longest-present
+   * participant left becomes host if the user was; a room left empty is closed, and its
+   * messages go with it. Returns whether the room is still open.
+   */
+  async leaveRoom(manager: EntityManager, roomGuid: string, userId: string): Promise<boolean> {
+    await manager.query(`DELETE FROM room_participants WHERE room_guid = $1 AND user_id = $2`, [roomGuid, userId]);
+    const [next]: Array<{ user_id: string }> = await manager.query(
+      `SELECT user_id FROM room_participants WHERE room_guid = $1 ORDER BY seq LIMIT 1`,
+      [roomGuid],
+    );
+    if (next) {
+      await manager.query(`UPDATE rooms SET host_id = $2 WHERE guid = $1 AND host_id = $3`, [roomGuid, next.user_id, userId]);
+      return true;
+    }
+    await this.chat.delete(manager, roomGuid);
+    await manager.query(`DELETE FROM rooms WHERE guid = $1`, [roomGuid]);
+    return false;
+  }
+
+  /** A deleted user leaves every room, passing on hosting; rooms left empty close. */
+  readonly leaveAllRooms: UserDeletedHook = async (manager, user) => {
+    // Locked in one order, so deletions of users who share rooms cannot deadlock.
+    const rooms: Array<{ guid: string }> = await manager.query(
+      `SELECT r.guid FROM rooms r JOIN room_participants p ON p.room_guid = r.guid
+        WHERE p.user_id = $1 ORDER BY r.guid FOR UPDATE OF r`,
+      [user.id],
+    );
+    for (const room of rooms) await this.leaveRoom(manager, room.guid, user.id);
+  };
+
   /** Usernames per room, longest-present first, in one query. */
   private async participantsOf(guids: string[]): Promise<Map<string, string[]>> {
     const byRoom = new Map<string, string[]>();
@@ -70,37 +107,6 @@ export class RoomsService {
     return byRoom;
   }
 }
-
-/**
- * Takes the user out of a room whose row the caller has locked: the longest-present
- * participant left becomes host if the user was; a room left empty is closed, and its
- * messages go with it. Returns whether the room is still open.
- */
-export async function leaveRoom(manager: EntityManager, roomGuid: string, userId: string): Promise<boolean> {
-  await manager.query(`DELETE FROM room_participants WHERE room_guid = $1 AND user_id = $2`, [roomGuid, userId]);
-  const [next]: Array<{ user_id: string }> = await manager.query(
-    `SELECT user_id FROM room_participants WHERE room_guid = $1 ORDER BY seq LIMIT 1`,
-    [roomGuid],
-  );
-  if (next) {
-    await manager.query(`UPDATE rooms SET host_id = $2 WHERE guid = $1 AND host_id = $3`, [roomGuid, next.user_id, userId]);
-    return true;
-  }
-  await deleteStream(manager, roomStream(roomGuid));
-  await manager.query(`DELETE FROM rooms WHERE guid = $1`, [roomGuid]);
-  return false;
-}
-
-/** A deleted user leaves every room, passing on hosting; rooms left empty close. */
-export const leaveAllRooms: UserCleanup = async (manager, user) => {
-  // Locked in one order, so deletions of users who share rooms cannot deadlock.
-  const rooms: Array<{ guid: string }> = await manager.query(
-    `SELECT r.guid FROM rooms r JOIN room_participants p ON p.room_guid = r.guid
-      WHERE p.user_id = $1 ORDER BY r.guid FOR UPDATE OF r`,
-    [user.id],
-  );
-  for (const room of rooms) await leaveRoom(manager, room.guid, user.id);
-};
 
 function presentRoom(row: RoomRow, participants: string[]): Room {
   return {

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from "node:http";
 
 export interface FieldProblem {
-  /** Where the problem is: "body.username", "query.limit", ... */
+  /** Where the problem is: "body.username", "query.limit", "payload.guid", ... */
   field: string;
   message: string;
 }
@@ -14,11 +14,17 @@ export interface ProblemDetails {
   errors?: FieldProblem[];
 }
 
-/** The one error type: thrown anywhere, turned into RFC 9457 problem+json by the error handler. */
-export class HttpError extends Error {
+/**
+ * The one error type of the domain: services throw it, and each door presents it
+ * (problem+json over HTTP, an `{ok: false, error}` ack over Socket.IO, a `$type`
+ * failure on the lobby's WebSocket). The status is the HTTP status that says what went
+ * wrong, which every door understands.
+ */
+export class DomainError extends Error {
   readonly status: number;
   readonly title: string;
   readonly errors?: FieldProblem[];
+  /** Hints for the HTTP door (WWW-Authenticate, Retry-After); other doors ignore them. */
   readonly headers: Record<string, string>;
   /** A wrong password was presented: counts towards the client's failed-credential limit. */
   readonly credentialFailure: boolean;
@@ -29,7 +35,7 @@ export class HttpError extends Error {
     options: { title?: string; errors?: FieldProblem[]; headers?: Record<string, string>; credentialFailure?: boolean } = {},
   ) {
     super(detail);
-    this.name = "HttpError";
+    this.name = "DomainError";
     this.status = status;
     this.title = options.title ?? STATUS_CODES[status] ?? "Error";
     this.errors = options.errors;
@@ -57,7 +63,14 @@ export function problem(
   };
 }
 
-export const badRequest = (detail: string, errors?: FieldProblem[]) => new HttpError(400, detail, { errors });
-export const forbidden = (detail: string) => new HttpError(403, detail);
-export const notFound = (detail: string) => new HttpError(404, detail);
-export const conflict = (detail: string) => new HttpError(409, detail);
+const WWW_AUTHENTICATE = 'Bearer realm="convene", Basic realm="convene", charset="UTF-8"';
+
+export const badRequest = (detail: string, errors?: FieldProblem[]) => new DomainError(400, detail, { errors });
+export const unauthorized = (detail: string, options: { credentialFailure?: boolean } = {}) =>
+  new DomainError(401, detail, { headers: { "WWW-Authenticate": WWW_AUTHENTICATE }, ...options });
+export const forbidden = (detail: string) => new DomainError(403, detail);
+export const notFound = (detail: string) => new DomainError(404, detail);
+export const conflict = (detail: string) => new DomainError(409, detail);
+export const tooLarge = (detail: string) => new DomainError(413, detail);
+export const unavailable = (detail: string, retryAfterSeconds = 5) =>
+  new DomainError(503, detail, { headers: { "Retry-After": String(retryAfterSeconds) } });

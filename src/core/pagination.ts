@@ -1,4 +1,4 @@
-import { HttpError } from "./errors";
+import { DomainError } from "./errors";
 
 export interface Page<T> {
   items: T[];
@@ -19,7 +19,7 @@ export function decodeCursor(cursor: string, arity: number, part?: RegExp): stri
   } catch {
     // fall through to the 400 below
   }
-  throw new HttpError(400, "The cursor is not one this server issued.", {
+  throw new DomainError(400, "The cursor is not one this server issued.", {
     errors: [{ field: "query.cursor", message: "invalid cursor" }],
   });
 }

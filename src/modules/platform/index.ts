@@ -1,0 +1,8 @@
+import { defineModule } from "../../core/module";
+import { registerPlatformRoutes } from "./platform.routes";
+
+/** Liveness, readiness and metrics. */
+export const platformModule = defineModule({
+  name: "platform",
+  create: ({ dataSource, metrics }) => ({ routes: (api) => registerPlatformRoutes(api, dataSource, metrics) }),
+});

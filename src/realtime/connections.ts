@@ -1,0 +1,113 @@
+import { LRUCache } from "lru-cache";
+import type { Logger } from "../logger";
+import { endsConnection, principalKey, PRINCIPALS_TOPIC, type Principal, type PrincipalEvent } from "../core/principal";
+import type { Bus } from "./bus";
+
+/** A live connection on any door (an SSE stream, a Socket.IO socket, a lobby WebSocket). */
+export interface Connection {
+  principal: Principal;
+  /** Closes the connection: its credentials ended. */
+  end(): void;
+  /** The principal's rights or profile changed: look again (a demoted admin's lobby login). */
+  changed?(): void;
+}
+
+/** How long an ending is remembered, for verifications that were under way when it happened. */
+const REMEMBER_MS = 20_000;
+
+/**
+ * The one mechanism that ends connections when their credentials end, on every door
+ * and every process. Modules publish principal events; each process applies them to
+ * its own connections, and remembers them briefly so that a connection whose
+ * credentials were checked just before the event (and registered just after) ends too.
+ */
+export class Connections {
+  private readonly open = new Map<string, Set<Connection>>();
+  private readonly recent = new LRUCache<string, { at: number; keep: string | null }>({ max: 100_000, ttl: REMEMBER_MS });
+  private readonly listeners: Array<(event: PrincipalEvent) => void> = [];
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly log: Logger,
+  ) {}
+
+  start(): Promise<void> {
+    return this.bus.subscribe(PRINCIPALS_TOPIC, (event) => this.apply(event as PrincipalEvent));
+  }
+
+  /** Applies the event to this process at once, then tells the others. */
+  publish(event: PrincipalEvent): Promise<void> {
+    this.apply(event);
+    return this.bus.publish(PRINCIPALS_TOPIC, event);
+  }
+
+  /** Runs for every event, local or from another process (caches of credentials). */
+  onEvent(listener: (event: PrincipalEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Registers a connection; returns the function that unregisters it. A connection whose
+   * credentials ended after they were checked is ended at once.
+   */
+  add(connection: Connection): () => void {
+    const key = principalKey(connection.principal);
+    let set = this.open.get(key);
+    if (!set) this.open.set(key, (set = new Set()));
+    set.add(connection);
+    const remove = () => {
+      set.delete(connection);
+      if (set.size === 0 && this.open.get(key) === set) this.open.delete(key);
+    };
+    if (this.revokedSince(connection.principal, connection.principal.checkedAt)) {
+      remove();
+      connection.end();
+    }
+    return remove;
+  }
+
+  /** Whether the principal's credentials ended after `since`. */
+  revokedSince(principal: Pick<Principal, "kind" | "id" | "sessionId">, since: number): boolean {
+    const session = principal.sessionId ? this.recent.get(`session:${principal.kind}:${principal.sessionId}`) : undefined;
+    if (session && session.at >= since) return true;
+    const all = this.recent.get(`ended:${principalKey(principal)}`);
+    return all !== undefined && all.at >= since && (principal.sessionId === null || all.keep !== principal.sessionId);
+  }
+
+  /** Whether the principal changed or ended after `since` (a cached verification is stale). */
+  changedSince(principal: Pick<Principal, "kind" | "id">, since: number): boolean {
+    const changed = this.recent.get(`changed:${principalKey(principal)}`);
+    return changed !== undefined && changed.at >= since;
+  }
+
+  /** Connections on this process. */
+  get size(): number {
+    let count = 0;
+    for (const set of this.open.values()) count += set.size;
+    return count;
+  }
+
+  /** Ends every connection on this process (shutdown). */
+  endAll(): void {
+    for (const set of [...this.open.values()]) for (const connection of [...set]) connection.end();
+  }
+
+  private apply(event: PrincipalEvent): void {
+    const at = Date.now();
+    const key = principalKey(event);
+    this.recent.set(`changed:${key}`, { at, keep: null });
+    if (event.type === "ended") {
+      if (event.sessionId !== undefined) this.recent.set(`session:${event.kind}:${event.sessionId}`, { at, keep: null });
+      else this.recent.set(`ended:${key}`, { at, keep: event.keep ?? null });
+    }
+    for (const listener of this.listeners) listener(event);
+    for (const connection of [...(this.open.get(key) ?? [])]) {
+      try {
+        if (endsConnection(event, connection.principal)) connection.end();
+        else if (event.type === "changed") connection.changed?.();
+      } catch (error) {
+        this.log.error({ err: error }, "could not end or update a connection");
+      }
+    }
+  }
+}
