@@ -87,7 +87,37 @@ const EnvSchema = z.object({
   SSE_HEARTBEAT_SECONDS: envInt(1, 3600).default(15),
   CLIENT_BUFFER_LIMIT_BYTES: envInt(1).default(1024 * 1024),
   SHUTDOWN_GRACE_SECONDS: envInt(1, 600).default(10),
+  RATE_LIMIT_POSTS_PER_MINUTE: envInt(0).default(120),
+  // STUN/TURN servers for WebRTC: a JSON array of {urls, username?, credential?}, or a comma-separated list of URLs.
+  ICE_SERVERS: z.string().optional(),
+  TURN_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  TURN_TTL_SECONDS: envInt(60, 7 * 86_400).default(86_400),
+  STREAM_URL_TTL_SECONDS: envInt(60, 7 * 86_400).default(6 * 3600),
 });
+
+const IceServerSchema = z.strictObject({
+  urls: z.union([z.string().regex(/^(stuns?|turns?):/, "must be a stun: or turn: URL"), z.array(z.string().regex(/^(stuns?|turns?):/, "must be a stun: or turn: URL")).min(1)]),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
+
+export type IceServer = z.infer<typeof IceServerSchema>;
+
+function parseIceServers(raw: string | undefined): IceServer[] | string {
+  if (raw === undefined) return [];
+  let value: unknown;
+  if (raw.trim().startsWith("[")) {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return "environment variable ICE_SERVERS: not valid JSON";
+    }
+  } else {
+    value = raw.split(",").map((url) => ({ urls: url.trim() })).filter((s) => s.urls !== "");
+  }
+  const parsed = z.array(IceServerSchema).safeParse(value);
+  return parsed.success ? parsed.data : describeIssues("environment variable ICE_SERVERS", parsed.error).join("; ");
+}
 
 export type DatabaseConfig =
   | { kind: "postgres"; url: string; poolSize: number; logging: boolean; connectTimeoutMS: number }
@@ -122,6 +152,13 @@ export interface Config {
   sseHeartbeatSeconds: number;
   clientBufferLimitBytes: number;
   shutdownGraceSeconds: number;
+  /** Messages one principal may post per minute; 0: no limit. */
+  rateLimitPostsPerMinute: number;
+  iceServers: IceServer[];
+  /** With it, TURN entries get time-limited credentials (coturn's REST-API scheme). */
+  turnSecret: string | null;
+  turnTtlSeconds: number;
+  streamUrlTtlSeconds: number;
 }
 
 export const DEFAULT_ADMIN_PASSWORD = "admin";
@@ -192,7 +229,9 @@ export function loadConfig(
     problems.push("PROCESSES > 1 needs DATABASE_URL: the embedded database serves one process");
   if (e.PROCESSES > 1 && !e.REDIS_URL)
     problems.push("PROCESSES > 1 needs REDIS_URL: processes share events through Redis");
-  if (problems.length) throw new ConfigError(problems);
+  const iceServers = parseIceServers(e.ICE_SERVERS);
+  if (typeof iceServers === "string") problems.push(iceServers);
+  if (problems.length || typeof iceServers === "string") throw new ConfigError(problems);
 
   return {
     port: e.PORT,
@@ -218,5 +257,10 @@ export function loadConfig(
     sseHeartbeatSeconds: e.SSE_HEARTBEAT_SECONDS,
     clientBufferLimitBytes: e.CLIENT_BUFFER_LIMIT_BYTES,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+    rateLimitPostsPerMinute: e.RATE_LIMIT_POSTS_PER_MINUTE,
+    iceServers,
+    turnSecret: e.TURN_SECRET ?? null,
+    turnTtlSeconds: e.TURN_TTL_SECONDS,
+    streamUrlTtlSeconds: e.STREAM_URL_TTL_SECONDS,
   };
 }

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from "./logger";
 import { createBus } from "./realtime/bus";
 import { schemaOf } from "./core/module";
 import { MODULES } from "./modules";
-import { resolveJwtSecret } from "./modules/accounts/jwt-secret";
+import { resolveSecret } from "./core/secrets";
 import { createServer } from "./server";
 
 /** Composition root: config → database → bus → server.listen, and a graceful stop. */
@@ -57,7 +57,7 @@ function main(): void {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  const start = config.processes > 1 && cluster.isPrimary ? runPrimary(config, log, () => resolveJwtSecret(config.jwtSecret, config.dataDir)) : run(config, log, cluster.isWorker);
+  const start = config.processes > 1 && cluster.isPrimary ? runPrimary(config, log, () => resolveSecret("jwt-secret", config.jwtSecret, config.dataDir)) : run(config, log, cluster.isWorker);
   start.catch((error: unknown) => {
     log.fatal({ err: error }, "failed to start");
     process.exit(1);

@@ -2,7 +2,7 @@ import { DEFAULT_ADMIN_PASSWORD } from "../../config";
 import { defineModule } from "../../core/module";
 import { registerAccountsRoutes } from "./accounts.routes";
 import { AccountsService } from "./accounts.service";
-import { resolveJwtSecret } from "./jwt-secret";
+import { resolveSecret } from "../../core/secrets";
 import { Accounts1763700000000 } from "./migrations/1763700000000-accounts";
 import { SessionEntity } from "./session.entity";
 import { SessionService } from "./sessions.service";
@@ -23,7 +23,7 @@ export const accountsModule = defineModule<AccountsExports>({
     const sessions = new SessionService({
       dataSource,
       connections,
-      jwtSecret: resolveJwtSecret(config.jwtSecret, config.dataDir),
+      jwtSecret: resolveSecret("jwt-secret", config.jwtSecret, config.dataDir),
       jwtTtlSeconds: config.jwtTtlSeconds,
       bcryptRounds: config.bcryptRounds,
       basicAuthCacheSeconds: config.basicAuthCacheSeconds,

@@ -3,13 +3,14 @@ import fs from "node:fs";
 import path from "node:path";
 
 /**
- * The configured secret, or one generated on first start and kept in the data directory,
- * so tokens survive a restart. Written to a temporary file and linked into place, which
- * fails if the file exists: when several processes start at once, all read one secret.
+ * The configured secret, or one generated on first start and kept in the data directory
+ * under `name`, so what it signs survives a restart. Written to a temporary file and
+ * linked into place, which fails if the file exists: when several processes start at
+ * once, all read one secret.
  */
-export function resolveJwtSecret(configured: string | null, dataDir: string): string {
+export function resolveSecret(name: string, configured: string | null, dataDir: string): string {
   if (configured) return configured;
-  const file = path.join(dataDir, "jwt-secret");
+  const file = path.join(dataDir, name);
   fs.mkdirSync(dataDir, { recursive: true });
   if (!fs.existsSync(file)) {
     const temporary = `${file}.${process.pid}.tmp`;
