@@ -1,7 +1,7 @@
 import { pageOf, PageQuerySchema, text, UuidInput } from "../../http/schemas";
 import { z } from "../../http/zod";
-import { UsernameSchema } from "../accounts/accounts.schemas";
-import { HistoryQuerySchema, MessageBodySchema } from "../messaging/messaging.schemas";
+import { UsernameSchema } from "../accounts";
+import { HistoryQuerySchema, MessageBodySchema } from "../messaging";
 
 export const ChannelNameSchema = text(1, 100).refine((name) => name.trim().length > 0, "must not be blank");
 
