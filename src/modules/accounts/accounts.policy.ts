@@ -12,11 +12,18 @@ export function asUser(principal: Principal): UserPrincipal {
 
 export const isAdmin = (principal: Principal) => principal.kind === USER_PRINCIPAL && (principal as UserPrincipal).user.userType === "admin";
 
+const DENIALS = {
+  update: "Only the user themself may change their account's password or mobile token.",
+  set_user_type: "Only an admin may set user_type.",
+  delete: "Only the user themself or an admin may delete an account.",
+};
+
 /** Who may do what to an account. */
-export const accountsPolicy = definePolicy<UserEntity, UserPrincipal, Record<"update" | "delete", (p: UserPrincipal, target: UserEntity) => boolean>>(
+export const accountsPolicy = definePolicy<UserEntity, UserPrincipal, Record<keyof typeof DENIALS, (p: UserPrincipal, target: UserEntity) => boolean>>(
   {
     update: (principal, target) => principal.id === target.id,
-    delete: (principal, target) => principal.id === target.id,
+    set_user_type: (principal) => isAdmin(principal),
+    delete: (principal, target) => principal.id === target.id || isAdmin(principal),
   },
-  (action) => forbidden(`Only the user themself may ${action === "update" ? "change" : "delete"} their account.`),
+  (action) => forbidden(DENIALS[action]),
 );

@@ -19,3 +19,8 @@ export function presentUser(user: UserEntity): PublicUser {
 export function presentOwnUser(user: UserEntity): PrivateUser {
   return { ...presentUser(user), mobile_token: user.mobileToken, user_type: user.userType };
 }
+
+/** What an admin sees of another user: the public fields and the role. */
+export function presentUserToAdmin(user: UserEntity): PublicUser & { user_type: "admin" | "user" } {
+  return { ...presentUser(user), user_type: user.userType };
+}

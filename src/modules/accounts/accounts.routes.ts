@@ -10,6 +10,7 @@ import {
   PublicUserSchema,
   RegisterBody,
   UpdateUserBody,
+  UserAsAdminSeesSchema,
   UserPageSchema,
   UsernameParams,
 } from "./accounts.schemas";
@@ -83,13 +84,17 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "patch", path: "/users/:username", summary: "Change your password or mobile token", tags, auth: "required",
-      description: "A password change needs current_password and ends all your other sessions; `mobile_token: null` clears it.",
+      method: "patch", path: "/users/:username", summary: "Change your password or mobile token; admins set user_type", tags, auth: "required",
+      description:
+        "A password change needs current_password and ends all your other sessions; `mobile_token: null` clears it. " +
+        "`user_type` may be sent by an admin only, for any account (alone, or with the admin's own fields on their own account); " +
+        "409 when it would leave no admin. An admin changing another user sees their public fields and user_type.",
       params: UsernameParams, body: UpdateUserBody, passwordField: "current_password",
       responses: {
-        200: { description: "The updated user", schema: PrivateUserSchema },
+        200: { description: "The updated user", schema: PrivateUserSchema.or(UserAsAdminSeesSchema) },
         400: "Invalid fields, or current_password missing",
-        403: "Not this user, or current_password wrong",
+        403: "Not this user, current_password wrong, or user_type from a non-admin",
+        409: "The change would leave no admin",
         404: "No such user",
       },
     },
@@ -100,10 +105,10 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "delete", path: "/users/:username", summary: "Delete your account", tags, auth: "required",
+      method: "delete", path: "/users/:username", summary: "Delete your account (admins: any account)", tags, auth: "required",
       description: "Ends all sessions and removes everything the user owns.",
       params: UsernameParams,
-      responses: { 204: { description: "Deleted" }, 403: "Not this user", 404: "No such user", 409: "The last admin cannot be deleted" },
+      responses: { 204: { description: "Deleted" }, 403: "Not this user and not an admin", 404: "No such user", 409: "The last admin cannot be deleted" },
     },
     async ({ auth, params, res }) => {
       await accounts.deleteUser(asUser(auth), params.username);

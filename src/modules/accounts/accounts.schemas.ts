@@ -25,6 +25,7 @@ export const UpdateUserBody = z
     password: NewPasswordSchema.optional(),
     current_password: AnyPasswordSchema.optional(),
     mobile_token: MobileTokenSchema.nullable().optional(),
+    user_type: z.enum(["admin", "user"]).optional().openapi({ description: "Admins only" }),
   })
   .openapi("UpdateUserRequest");
 
@@ -38,6 +39,8 @@ export const PrivateUserSchema = PublicUserSchema.extend({
   mobile_token: z.string().nullable(),
   user_type: z.enum(["admin", "user"]),
 }).openapi("PrivateUser");
+
+export const UserAsAdminSeesSchema = PublicUserSchema.extend({ user_type: z.enum(["admin", "user"]) }).openapi("UserWithType");
 
 export const AuthResultSchema = z
   .object({ user: PrivateUserSchema, token: z.string() })

@@ -5,7 +5,7 @@ import { DomainError, badRequest, conflict, notFound, unauthorized } from "../..
 import { pageByName } from "../../db/paging";
 import type { Page } from "../../core/pagination";
 import type { Logger } from "../../logger";
-import { presentOwnUser, presentUser, type PrivateUser, type PublicUser } from "./accounts.presenters";
+import { presentOwnUser, presentUser, presentUserToAdmin, type PrivateUser, type PublicUser } from "./accounts.presenters";
 import type { LoginInput, RegisterInput, UpdateUserInput } from "./accounts.schemas";
 import type { DeletedUser, UserDeletedHook } from "../../core/module";
 import type { PrincipalEvent } from "../../core/principal";
@@ -78,9 +78,11 @@ export class AccountsService {
     return presentUser(await this.requireUser(this.dataSource.manager, username));
   }
 
-  async updateUser(auth: UserPrincipal, username: string, input: UpdateUserInput): Promise<PrivateUser> {
+  async updateUser(auth: UserPrincipal, username: string, input: UpdateUserInput): Promise<PrivateUser | PublicUser> {
     const target = await this.requireUser(this.dataSource.manager, username);
-    accountsPolicy.authorize(auth, "update", target);
+    const ownFields = input.password !== undefined || input.current_password !== undefined || input.mobile_token !== undefined;
+    if (input.user_type !== undefined) accountsPolicy.authorize(auth, "set_user_type", target);
+    if (ownFields || input.user_type === undefined) accountsPolicy.authorize(auth, "update", target);
     if (input.password !== undefined) {
       if (input.current_password === undefined)
         throw badRequest("Changing the password needs current_password.", [
@@ -95,6 +97,10 @@ export class AccountsService {
       const changes: Partial<UserEntity> = { updatedAt: new Date() };
       if (passwordHash) changes.passwordHash = passwordHash;
       if (input.mobile_token !== undefined) changes.mobileToken = input.mobile_token;
+      if (input.user_type !== undefined && input.user_type !== target.userType) {
+        if (input.user_type === "user") await this.keepAnAdmin(manager, "demote the last admin");
+        changes.userType = input.user_type;
+      }
       const { affected } = await manager.update(UserEntity, { id: target.id }, changes);
       // Deleted since it was read (a DELETE racing this PATCH).
       if (!affected) throw notFound(`No user is named "${username}".`);
@@ -102,18 +108,20 @@ export class AccountsService {
       return manager.findOneByOrFail(UserEntity, { id: target.id });
     });
     for (const event of events) await this.sessions.publish(event);
-    return presentOwnUser(updated);
+    return updated.id === auth.id ? presentOwnUser(updated) : presentUserToAdmin(updated);
+  }
+
+  /** Locks the admins, so two admins leaving at once cannot leave none; 409 when this is the last. */
+  private async keepAnAdmin(manager: EntityManager, what: string): Promise<void> {
+    const admins = await manager.query(`SELECT id FROM users WHERE user_type = 'admin' FOR UPDATE`);
+    if (admins.length <= 1) throw conflict(`Cannot ${what}; make another admin first.`);
   }
 
   async deleteUser(auth: UserPrincipal, username: string): Promise<void> {
     const target = await this.requireUser(this.dataSource.manager, username);
     accountsPolicy.authorize(auth, "delete", target);
     const afterCommit = await this.dataSource.transaction(async (manager) => {
-      if (target.userType === "admin") {
-        // Locks the admins, so two admins deleting themselves at once cannot leave none.
-        const admins = await manager.query(`SELECT id FROM users WHERE user_type = 'admin' FOR UPDATE`);
-        if (admins.length <= 1) throw conflict("The last admin cannot be deleted; make another admin first.");
-      }
+      if (target.userType === "admin") await this.keepAnAdmin(manager, "delete the last admin");
       const callbacks: Array<() => Promise<void>> = [];
       const deleted: DeletedUser = { id: target.id, username: target.username };
       for (const cleanup of this.cleanups()) {
