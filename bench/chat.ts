@@ -893,6 +893,7 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
     JWT_SECRET: secret,
     LOG_LEVEL: "warn",
     RATE_LIMIT_AUTH_PER_MINUTE: "0",
+    RATE_LIMIT_POSTS_PER_MINUTE: "0",
     DATA_DIR: path.join(tmp, "data"),
     UPLOADS_DIR: path.join(tmp, "uploads"),
     ORMCONFIG: ormConfig,

@@ -33,13 +33,22 @@ export interface AckError {
   title: string;
   detail: string;
   errors?: FieldProblem[];
+  /** Seconds to wait (429, 503): what HTTP says in Retry-After. */
+  retry_after?: number;
 }
 
 /** Any failure as an ack's `error`: the same problem details HTTP gives, without `type`. */
 export function toAckError(error: unknown, log: Logger): AckError {
-  const { problem, unexpected } = toProblem(error);
+  const { problem, headers, unexpected } = toProblem(error);
   if (unexpected) log.error({ err: error }, "socket handler failed");
-  return { status: problem.status, title: problem.title, detail: problem.detail, ...(problem.errors ? { errors: problem.errors } : {}) };
+  const retryAfter = headers["Retry-After"] === undefined ? undefined : Number(headers["Retry-After"]);
+  return {
+    status: problem.status,
+    title: problem.title,
+    detail: problem.detail,
+    ...(problem.errors ? { errors: problem.errors } : {}),
+    ...(retryAfter !== undefined ? { retry_after: retryAfter } : {}),
+  };
 }
 
 /** The Socket.IO room that holds every socket of a principal. */

@@ -51,12 +51,13 @@ export async function freshDatabase(): Promise<FreshDatabase> {
   };
 }
 
-/** The environment every test server starts from: fast bcrypt, no rate limit, quiet logs. */
+/** The environment every test server starts from: fast bcrypt, no rate limits, quiet logs. */
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     BCRYPT_ROUNDS: "4",
     RATE_LIMIT_AUTH_PER_MINUTE: "0",
+    RATE_LIMIT_POSTS_PER_MINUTE: "0",
     JWT_SECRET: randomBytes(32).toString("hex"),
     DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "convene-test-")),
     ...(testDatabase === "postgres" && process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),

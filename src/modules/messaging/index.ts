@@ -1,4 +1,5 @@
 import { defineModule } from "../../core/module";
+import { createPrincipalLimiter } from "../../http/post-limit";
 import { MessagingService } from "./messaging.service";
 import { Messaging1763700001000 } from "./migrations/1763700001000-messaging";
 import { PostMessage1763700002000 } from "./migrations/1763700002000-post-message";
@@ -12,7 +13,10 @@ export const messagingModule = defineModule<MessagingService>({
   name: "messaging",
   // Its first migration also made the chat module's channels table (they were one module then).
   migrations: [Messaging1763700001000, PostMessage1763700002000],
-  create: ({ dataSource, relay }) => ({ exports: new MessagingService(dataSource, relay) }),
+  async create({ dataSource, relay, config, rateLimits, log }) {
+    const postLimit = await createPrincipalLimiter(config.rateLimitPostsPerMinute, rateLimits.create("posts"), log, "messages");
+    return { exports: new MessagingService(dataSource, relay, postLimit) };
+  },
 });
 
 export {

@@ -1,5 +1,6 @@
 import type { DataSource } from "typeorm";
 import { toPage, type Page } from "../../core/pagination";
+import type { PrincipalLimiter } from "../../http/post-limit";
 import type { StreamEvent, StreamRelay } from "../../realtime/stream-relay";
 import { MessageStreamKind } from "./streams";
 
@@ -56,6 +57,8 @@ export class MessagingService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly relay: StreamRelay,
+    /** RATE_LIMIT_POSTS_PER_MINUTE: every message kind, over every door, counts. */
+    private readonly postLimit: PrincipalLimiter,
   ) {}
 
   /** A kind of message stream for a module to own (see MessageStreamKind). */
@@ -68,6 +71,7 @@ export class MessagingService {
    * (any more) fails the insert's foreign key: Postgres' 23503.
    */
   async post(input: NewMessage): Promise<Message> {
+    await this.postLimit.consume(input.sender.id ?? input.sender.name);
     const keys = [...new Set(input.streams)];
     // One statement, so its own transaction: see the post_message migration.
     const [row]: { o_id: string; o_created_at: Date; o_previous: Record<string, string> }[] = await this.dataSource.query(
