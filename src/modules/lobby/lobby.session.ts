@@ -2,7 +2,7 @@ import type { Principal } from "../../core/principal";
 import type { Connections } from "../../realtime/connections";
 import type { StreamRelay } from "../../realtime/stream-relay";
 import { USER_PRINCIPAL, type UserPrincipal } from "../accounts";
-import { INVALID_MESSAGE, NOT_AUTHENTICATED, NOT_AUTHORIZED, type ClientMessage } from "./lobby.protocol";
+import { INVALID_MESSAGE, NOT_AUTHENTICATED, NOT_AUTHORIZED, type ClientMessage, type LobbyEvent } from "./lobby.protocol";
 import { LOBBY_STREAM, LobbyFailure, type LobbyChange, type LobbyService } from "./lobby.service";
 
 export interface SessionDoor {
@@ -12,6 +12,8 @@ export interface SessionDoor {
   log: { error(obj: object, msg: string): void };
 }
 
+/** How long a subscribed changer's next message waits for its change's event. */
+const DELIVERY_WAIT_MS = 2000;
 const PRIVILEGED = new Set(["add_table", "update_table", "remove_table"]);
 
 /**
@@ -26,6 +28,9 @@ export class LobbySession {
   private subscribed = false;
   private closed = false;
   private chain: Promise<void> = Promise.resolve();
+  /** The version of the last event the subscription delivered, and who waits for one. */
+  private delivered = 0;
+  private waiting: (() => void) | null = null;
 
   constructor(
     private readonly lobby: LobbyService,
@@ -131,16 +136,38 @@ export class LobbySession {
     this.send(list);
     this.subscribed = true;
     const at = String(list.version);
-    const stop = await this.relay.listen<LobbyChange>(LOBBY_STREAM, (item) => this.send(item.event), { from: { after: at, last: at } });
+    this.delivered = list.version;
+    const deliver = (item: LobbyChange) => {
+      this.delivered = item.event.version;
+      this.send(item.event);
+      this.waiting?.();
+    };
+    const stop = await this.relay.listen<LobbyChange>(LOBBY_STREAM, deliver, { from: { after: at, last: at } });
     if (this.closed || !this.subscribed) stop();
     else this.unsubscribe = stop;
   }
 
-  private async change(apply: () => Promise<object>): Promise<void> {
+  private async delivery(version: number): Promise<void> {
+    const deadline = Date.now() + DELIVERY_WAIT_MS;
+    while (this.subscribed && !this.closed && this.delivered < version && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        this.waiting = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiting = null;
+    }
+  }
+
+  private async change(apply: () => Promise<LobbyEvent>): Promise<void> {
     try {
       const event = await apply();
       // A subscriber gets it from the stream; anyone else gets it once, as the answer.
-      if (!this.subscribed) this.send(event);
+      if (!this.subscribed) this.send(event as object);
+      // ...before what the client sends next is answered (bounded: a lost event is repaired later).
+      else await this.delivery(event.version);
     } catch (error) {
       if (error instanceof LobbyFailure) this.send(error.body);
       else throw error;
