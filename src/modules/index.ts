@@ -1,6 +1,7 @@
 import type { ModuleDefinition } from "../core/module";
 import { accountsModule } from "./accounts";
 import { chatModule } from "./chat";
+import { lobbyModule } from "./lobby";
 import { messagingModule } from "./messaging";
 import { platformModule } from "./platform";
 import { roomsModule } from "./rooms";
@@ -11,5 +12,6 @@ export const MODULES: ModuleDefinition[] = [
   accountsModule,
   messagingModule,
   chatModule,
+  lobbyModule,
   roomsModule,
 ];

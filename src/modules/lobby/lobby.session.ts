@@ -1,0 +1,176 @@
+import type { Principal } from "../../core/principal";
+import type { Connections } from "../../realtime/connections";
+import type { StreamRelay } from "../../realtime/stream-relay";
+import { USER_PRINCIPAL, type UserPrincipal } from "../accounts";
+import { INVALID_MESSAGE, NOT_AUTHENTICATED, NOT_AUTHORIZED, type ClientMessage, type LobbyEvent } from "./lobby.protocol";
+import { LOBBY_STREAM, LobbyFailure, type LobbyChange, type LobbyService } from "./lobby.service";
+
+export interface SessionDoor {
+  send(message: object): void;
+  /** The login's credentials ended (a password change, a deletion): close the connection. */
+  end(): void;
+  log: { error(obj: object, msg: string): void };
+}
+
+/** How long a subscribed changer's next message waits for its change's event. */
+const DELIVERY_WAIT_MS = 2000;
+const PRIVILEGED = new Set(["add_table", "update_table", "remove_table"]);
+
+/**
+ * One client's lobby conversation, the same on the WebSocket and Socket.IO doors:
+ * messages are handled one at a time, in order, and so are their answers.
+ */
+export class LobbySession {
+  private principal: UserPrincipal | null = null;
+  private admin = false;
+  private unregister: (() => void) | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private subscribed = false;
+  private closed = false;
+  private chain: Promise<void> = Promise.resolve();
+  /** The version of the last event the subscription delivered, and who waits for one. */
+  private delivered = 0;
+  private waiting: (() => void) | null = null;
+
+  constructor(
+    private readonly lobby: LobbyService,
+    private readonly relay: StreamRelay,
+    private readonly connections: Connections,
+    private readonly door: SessionDoor,
+  ) {}
+
+  /** Signs the session in as an already authenticated principal (a Socket.IO socket's). */
+  signIn(principal: Principal): void {
+    if (principal.kind !== USER_PRINCIPAL) return;
+    this.setPrincipal(principal as UserPrincipal);
+  }
+
+  /** Queues a parsed message (an invalid one is the door's to answer). */
+  handle(message: ClientMessage): void {
+    this.chain = this.chain.then(() => this.run(message)).catch((error: unknown) => {
+      this.door.log.error({ err: error }, "lobby message failed");
+      this.send(INVALID_MESSAGE);
+    });
+  }
+
+  /** Answers a frame that was no message, in its turn among the others. */
+  reject(): void {
+    this.chain = this.chain.then(() => this.send(INVALID_MESSAGE));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.subscribed = false;
+    this.unregister?.();
+    this.unregister = null;
+  }
+
+  private send(message: object): void {
+    if (!this.closed) this.door.send(message);
+  }
+
+  private setPrincipal(principal: UserPrincipal): void {
+    this.unregister?.();
+    this.principal = principal;
+    this.admin = principal.user.userType === "admin";
+    this.unregister = this.connections.add({
+      principal,
+      end: () => this.door.end(),
+      changed: () => this.refresh(),
+    });
+  }
+
+  /** The account changed: read its type again, so a demoted admin loses the rights at once. */
+  private refresh(): void {
+    const principal = this.principal;
+    if (!principal) return;
+    // Until the read answers, no privileged command passes.
+    this.admin = false;
+    this.lobby
+      .userType(principal.name)
+      .then((type) => {
+        if (this.principal === principal) this.admin = type === "admin";
+      })
+      .catch((error: unknown) => this.door.log.error({ err: error }, "could not read a lobby user's type"));
+  }
+
+  private async run(message: ClientMessage): Promise<void> {
+    if (this.closed) return;
+    if (message.$type === "ping") return this.send({ $type: "pong", seq: message.seq });
+    if (message.$type === "login") return this.login(message.username, message.password);
+    if (!this.principal) return this.send(NOT_AUTHENTICATED);
+    if (PRIVILEGED.has(message.$type) && !this.admin) return this.send(NOT_AUTHORIZED);
+    switch (message.$type) {
+      case "subscribe_tables":
+        return this.subscribe();
+      case "unsubscribe_tables":
+        this.unsubscribe?.();
+        this.unsubscribe = null;
+        this.subscribed = false;
+        return;
+      case "add_table":
+        return this.change(() => this.lobby.add(message.after_id, message.table));
+      case "update_table":
+        return this.change(() => this.lobby.update(message.table));
+      case "remove_table":
+        return this.change(() => this.lobby.remove(message.id));
+    }
+  }
+
+  private async login(username: string, password: string): Promise<void> {
+    const checkedAt = Date.now();
+    const user = await this.lobby.checkLogin(username, password);
+    if (!user) return this.send({ $type: "login_failed" });
+    this.setPrincipal({ kind: USER_PRINCIPAL, id: user.id, name: user.username, sessionId: null, expiresAt: null, checkedAt, user });
+    this.send({ $type: "login_successful", user_type: user.userType });
+  }
+
+  private async subscribe(): Promise<void> {
+    // Subscribing again starts again: a fresh list, then the changes after it.
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    const list = await this.lobby.list();
+    if (this.closed) return;
+    this.send(list);
+    this.subscribed = true;
+    const at = String(list.version);
+    this.delivered = list.version;
+    const deliver = (item: LobbyChange) => {
+      this.delivered = item.event.version;
+      this.send(item.event);
+      this.waiting?.();
+    };
+    const stop = await this.relay.listen<LobbyChange>(LOBBY_STREAM, deliver, { from: { after: at, last: at } });
+    if (this.closed || !this.subscribed) stop();
+    else this.unsubscribe = stop;
+  }
+
+  private async delivery(version: number): Promise<void> {
+    const deadline = Date.now() + DELIVERY_WAIT_MS;
+    while (this.subscribed && !this.closed && this.delivered < version && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        this.waiting = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiting = null;
+    }
+  }
+
+  private async change(apply: () => Promise<LobbyEvent>): Promise<void> {
+    try {
+      const event = await apply();
+      // A subscriber gets it from the stream; anyone else gets it once, as the answer.
+      if (!this.subscribed) this.send(event as object);
+      // ...before what the client sends next is answered (bounded: a lost event is repaired later).
+      else await this.delivery(event.version);
+    } catch (error) {
+      if (error instanceof LobbyFailure) this.send(error.body);
+      else throw error;
+    }
+  }
+}

@@ -1,0 +1,34 @@
+import type { SocketFace } from "../../core/module";
+import type { Logger } from "../../logger";
+import type { Connections } from "../../realtime/connections";
+import type { AppSocket } from "../../realtime/socket-server";
+import type { StreamRelay } from "../../realtime/stream-relay";
+import { EventSchema, parseMessage } from "./lobby.protocol";
+import type { LobbyService } from "./lobby.service";
+import { LobbySession } from "./lobby.session";
+
+const SESSION = "lobby:session";
+
+/** The lobby over Socket.IO: `lobby` events both ways, carrying the `/lobby_api` messages; the socket is signed in already. */
+export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connections: Connections, log: Logger): SocketFace {
+  return {
+    onConnect(socket: AppSocket) {
+      const session = new LobbySession(lobby, relay, connections, {
+        send: (message) => socket.emit("lobby", message),
+        end: () => socket.disconnect(true),
+        log,
+      });
+      session.signIn(socket.data.principal);
+      socket.data.state.set(SESSION, session);
+      socket.on("lobby", (payload: unknown) => {
+        const message = parseMessage(payload);
+        if (message) session.handle(message);
+        else session.reject();
+      });
+    },
+    onDisconnect(socket: AppSocket) {
+      (socket.data.state.get(SESSION) as LobbySession | undefined)?.close();
+    },
+    emits: [{ event: "lobby", summary: "A lobby answer or event, as on `/lobby_api`", schema: EventSchema }],
+  };
+}

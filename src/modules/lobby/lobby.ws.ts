@@ -1,0 +1,109 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { Upgrade } from "../../core/module";
+import type { Logger } from "../../logger";
+import type { Connections } from "../../realtime/connections";
+import type { StreamRelay } from "../../realtime/stream-relay";
+import { parseMessage } from "./lobby.protocol";
+import type { LobbyService } from "./lobby.service";
+import { LobbySession } from "./lobby.session";
+
+export const LOBBY_PATH = "/lobby_api";
+/** Larger frames are answered `invalid_message` unread. */
+const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Larger frames close the connection (1009), by `ws` itself. */
+const MAX_PAYLOAD_BYTES = 1024 * 1024;
+const INVALID_LIMIT = 50;
+const INVALID_WINDOW_MS = 10_000;
+const HEARTBEAT_MS = 30_000;
+/** A client that lets this much pile up unsent is cut off. */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function frameText(data: RawData): string | null {
+  const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+  if (buffer.length > MAX_MESSAGE_BYTES) return null;
+  try {
+    return utf8.decode(buffer);
+  } catch {
+    return null;
+  }
+}
+
+/** The lobby's own WebSocket door: `/lobby_api`, one JSON message per frame. */
+export class LobbyWebSocketDoor {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
+  private readonly alive = new WeakSet<WebSocket>();
+  private heartbeat: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly lobby: LobbyService,
+    private readonly relay: StreamRelay,
+    private readonly connections: Connections,
+    private readonly log: Logger,
+  ) {
+    this.wss.on("connection", (ws) => this.connect(ws));
+  }
+
+  readonly upgrade: Upgrade = {
+    path: LOBBY_PATH,
+    handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit("connection", ws, req));
+    },
+  };
+
+  start(): void {
+    this.heartbeat = setInterval(() => {
+      for (const ws of this.wss.clients) {
+        if (!this.alive.has(ws)) {
+          ws.terminate();
+          continue;
+        }
+        this.alive.delete(ws);
+        ws.ping();
+      }
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  stop(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const ws of this.wss.clients) ws.close(1001, "server shutting down");
+    this.wss.close();
+  }
+
+  private connect(ws: WebSocket): void {
+    this.alive.add(ws);
+    ws.on("pong", () => this.alive.add(ws));
+    const session = new LobbySession(this.lobby, this.relay, this.connections, {
+      send: (message) => {
+        if (ws.readyState !== ws.OPEN) return;
+        if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+          ws.terminate();
+          return;
+        }
+        ws.send(JSON.stringify(message));
+      },
+      end: () => ws.close(1008, "credentials ended"),
+      log: this.log,
+    });
+    const invalid: number[] = [];
+    ws.on("message", (data) => {
+      const text = frameText(data);
+      const message = text === null ? null : parseMessage(text);
+      if (message) return session.handle(message);
+      const now = Date.now();
+      invalid.push(now);
+      while (invalid.length > 0 && invalid[0] <= now - INVALID_WINDOW_MS) invalid.shift();
+      if (invalid.length > INVALID_LIMIT) {
+        ws.close(1008, "too many invalid messages");
+        return;
+      }
+      session.reject();
+    });
+    ws.on("close", () => session.close());
+    ws.on("error", (error) => this.log.debug({ err: error }, "lobby websocket error"));
+  }
+}
