@@ -4,6 +4,7 @@ import { chatModule } from "./chat";
 import { messagingModule } from "./messaging";
 import { platformModule } from "./platform";
 import { roomsModule } from "./rooms";
+import { videosModule } from "./videos";
 
 /** Every module, in start order: a module comes after those it uses. */
 export const MODULES: ModuleDefinition[] = [
@@ -12,4 +13,5 @@ export const MODULES: ModuleDefinition[] = [
   messagingModule,
   chatModule,
   roomsModule,
+  videosModule,
 ];
