@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import os from "node:os";
+import http from "node:http";
 import path from "node:path";
 import { registerUser, startTestServer, type TestServer } from "./support/test-server";
 
@@ -106,5 +107,20 @@ describe("videos", () => {
     expect((await t.http.get(signed.pathname + signed.search.replace(/sig=./, "sig=A"))).status).toBe(403);
     expect((await t.http.get(`${s}?expires=1&sig=${signed.searchParams.get("sig")}`)).status).toBe(403);
     expect((await t.http.get(s)).status).toBe(401);
+  });
+
+  it("an upload cut off half-way leaves no row and no file", async () => {
+    const before = (await t.http.get("/videos").set(auth(alice))).body.items.length;
+    const url = new URL(t.url);
+    const req = http.request({ host: url.hostname, port: url.port, path: "/videos", method: "POST",
+      headers: { ...auth(alice), "Content-Type": "multipart/form-data; boundary=XX", "Content-Length": "50000" } });
+    req.on("error", () => {});
+    req.write('--XX\r\nContent-Disposition: form-data; name="title"\r\n\r\ncut\r\n--XX\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n');
+    req.write(tinyMp4());
+    await new Promise((r) => setTimeout(r, 300));
+    req.destroy();
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await t.http.get("/videos").set(auth(alice))).body.items.length).toBe(before);
+    expect(fs.readdirSync(path.join(dir, ".tmp"))).toHaveLength(0);
   });
 });
