@@ -118,7 +118,7 @@ export class VideosService {
       }
       const rows = await manager.find(VideoEntity);
       const named = new Set(rows.map((r) => r.fileName));
-      const files = new Set((await fs.promises.readdir(this.uploadsDir)).filter((n) => n !== ".tmp"));
+      const files = new Set((await fs.promises.readdir(this.uploadsDir)).filter((n) => !n.startsWith(".")));
       for (const name of files) if (!named.has(name)) await fs.promises.rm(path.join(this.uploadsDir, name), { force: true, recursive: true });
       const missing = rows.filter((r) => !files.has(r.fileName)).map((r) => r.id);
       if (missing.length) await manager.delete(VideoEntity, missing);
