@@ -9,7 +9,7 @@ const swc = [
       transform: { legacyDecorator: true, decoratorMetadata: true },
       target: "es2022",
     },
-    module: { type: "commonjs" },
+    module: { type: "commonjs", ignoreDynamic: true },
   },
 ];
 

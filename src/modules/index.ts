@@ -5,6 +5,7 @@ import { lobbyModule } from "./lobby";
 import { messagingModule } from "./messaging";
 import { platformModule } from "./platform";
 import { roomsModule } from "./rooms";
+import { videosModule } from "./videos";
 
 /** Every module, in start order: a module comes after those it uses. */
 export const MODULES: ModuleDefinition[] = [
@@ -14,4 +15,5 @@ export const MODULES: ModuleDefinition[] = [
   chatModule,
   lobbyModule,
   roomsModule,
+  videosModule,
 ];

@@ -1,0 +1,138 @@
+import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { DataSource } from "typeorm";
+import { DomainError, notFound } from "../../core/errors";
+import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
+import type { UserDeletedHook } from "../../core/module";
+import { VideoEntity } from "./video.entity";
+
+export interface Upload { tempPath: string; title: string; description?: string }
+export interface Owner { id: string; name: string }
+
+const VIDEO_MIME = /^video\/|^application\/(x-matroska|webm|quicktime)$/;
+
+/** Personal videos: rows in the database, files in UPLOADS_DIR. Never sees req/res. */
+export class VideosService {
+  constructor(private readonly dataSource: DataSource, readonly uploadsDir: string, private readonly secret: string) {}
+
+  get tempDir() { return path.join(this.uploadsDir, ".tmp"); }
+  filePath(video: VideoEntity) { return path.join(this.uploadsDir, video.fileName); }
+
+  /** Checks the temp file by content, moves it into place and records it; the temp file is gone whatever happens. */
+  async create(owner: Owner, upload: Upload): Promise<VideoEntity> {
+    try {
+      const { fileTypeFromFile } = await import("file-type");
+      const type = await fileTypeFromFile(upload.tempPath);
+      if (!type || !VIDEO_MIME.test(type.mime)) throw new DomainError(415, "The file is not a video (checked by its content).");
+      const duration = await probeDuration(upload.tempPath);
+      const id = randomUUID();
+      const fileName = `${id}.${type.ext}`;
+      const size = (await fs.promises.stat(upload.tempPath)).size;
+      await fs.promises.rename(upload.tempPath, path.join(this.uploadsDir, fileName));
+      const now = new Date();
+      const video = this.dataSource.getRepository(VideoEntity).create({
+        id, ownerId: owner.id, uploader: owner.name, title: upload.title, description: upload.description ?? null,
+        mimeType: type.mime, size, duration, fileName, createdAt: now, updatedAt: now,
+      });
+      try {
+        await this.dataSource.getRepository(VideoEntity).insert(video);
+      } catch (error) {
+        await fs.promises.rm(path.join(this.uploadsDir, fileName), { force: true });
+        throw error;
+      }
+      return video;
+    } finally {
+      await fs.promises.rm(upload.tempPath, { force: true });
+    }
+  }
+
+  async list(ownerId: string, limit: number, cursor?: string): Promise<Page<VideoEntity>> {
+    const query = this.dataSource.getRepository(VideoEntity).createQueryBuilder("v")
+      .where("v.owner_id = :ownerId", { ownerId })
+      .orderBy("v.created_at", "DESC").addOrderBy("v.id", "DESC").limit(limit + 1);
+    if (cursor) {
+      const [at, id] = decodeCursor(cursor, 2);
+      if (Number.isNaN(Date.parse(at)) || !/^[0-9a-f-]{36}$/.test(id)) decodeCursor("", 2);
+      query.andWhere("(v.created_at, v.id) < (:at, :id)", { at, id });
+    }
+    const rows = await query.getMany();
+    return toPage(rows, limit, (v) => v, (v) => encodeCursor([v.createdAt.toISOString(), v.id]));
+  }
+
+  /** The owner's video; 404 for anyone else. */
+  async get(ownerId: string | null, id: string): Promise<VideoEntity> {
+    const video = await this.dataSource.getRepository(VideoEntity).findOneBy({ id });
+    if (!video || (ownerId !== null && video.ownerId !== ownerId)) throw notFound(`No video has id ${id}.`);
+    return video;
+  }
+
+  async update(ownerId: string, id: string, changes: { title?: string; description?: string | null }): Promise<VideoEntity> {
+    const video = await this.get(ownerId, id);
+    if (changes.title !== undefined) video.title = changes.title;
+    if (changes.description !== undefined) video.description = changes.description;
+    video.updatedAt = new Date();
+    await this.dataSource.getRepository(VideoEntity).update({ id }, { title: video.title, description: video.description, updatedAt: video.updatedAt });
+    return video;
+  }
+
+  async delete(ownerId: string, id: string): Promise<void> {
+    const video = await this.get(ownerId, id);
+    await this.dataSource.getRepository(VideoEntity).delete({ id });
+    await fs.promises.rm(this.filePath(video), { force: true });
+  }
+
+  readonly onUserDeleted: UserDeletedHook = async (manager, user) => {
+    const videos = await manager.findBy(VideoEntity, { ownerId: user.id });
+    await manager.delete(VideoEntity, { ownerId: user.id });
+    return async () => { for (const v of videos) await fs.promises.rm(this.filePath(v), { force: true }); };
+  };
+
+  /** `?expires=&sig=` for a stream URL valid for ttl seconds. */
+  sign(id: string, ttlSeconds: number): string {
+    const expires = Math.floor(Date.now() / 1000) + ttlSeconds;
+    return `expires=${expires}&sig=${this.mac(id, String(expires))}`;
+  }
+
+  verify(id: string, expires: string, sig: string): boolean {
+    const expected = Buffer.from(this.mac(id, expires));
+    const given = Buffer.from(sig);
+    return given.length === expected.length && timingSafeEqual(given, expected) && Number(expires) >= Date.now() / 1000;
+  }
+
+  private mac(id: string, expires: string) {
+    return createHmac("sha256", this.secret).update(`${id}.${expires}`).digest("base64url");
+  }
+
+  /** Start-up sweep: stale temp files, files no row names, rows whose file is gone. */
+  async sweep(): Promise<void> {
+    await fs.promises.mkdir(this.tempDir, { recursive: true });
+    await this.dataSource.transaction(async (manager) => {
+      const [{ locked }] = await manager.query(`SELECT pg_try_advisory_xact_lock(7630006) AS locked`);
+      if (!locked) return;
+      const hourAgo = Date.now() - 3600_000;
+      for (const name of await fs.promises.readdir(this.tempDir)) {
+        const file = path.join(this.tempDir, name);
+        const stat = await fs.promises.stat(file).catch(() => null);
+        if (stat && stat.mtimeMs < hourAgo) await fs.promises.rm(file, { force: true });
+      }
+      const rows = await manager.find(VideoEntity);
+      const named = new Set(rows.map((r) => r.fileName));
+      const files = new Set((await fs.promises.readdir(this.uploadsDir)).filter((n) => !n.startsWith(".")));
+      for (const name of files) if (!named.has(name)) await fs.promises.rm(path.join(this.uploadsDir, name), { force: true, recursive: true });
+      const missing = rows.filter((r) => !files.has(r.fileName)).map((r) => r.id);
+      if (missing.length) await manager.delete(VideoEntity, missing);
+    });
+  }
+}
+
+async function probeDuration(file: string): Promise<number | null> {
+  try {
+    const { parseFile } = await import("music-metadata");
+    const meta = await parseFile(file, { duration: true, skipCovers: true });
+    const d = meta.format.duration;
+    return typeof d === "number" && Number.isFinite(d) && d > 0 ? d : null;
+  } catch {
+    return null;
+  }
+}
