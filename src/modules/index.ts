@@ -3,6 +3,7 @@ import { accountsModule } from "./accounts";
 import { chatModule } from "./chat";
 import { messagingModule } from "./messaging";
 import { platformModule } from "./platform";
+import { pairModule } from "./pair";
 import { roomsModule } from "./rooms";
 
 /** Every module, in start order: a module comes after those it uses. */
@@ -12,4 +13,5 @@ export const MODULES: ModuleDefinition[] = [
   messagingModule,
   chatModule,
   roomsModule,
+  pairModule,
 ];
