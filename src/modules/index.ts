@@ -3,6 +3,7 @@ import { accountsModule } from "./accounts";
 import { chatModule } from "./chat";
 import { lobbyModule } from "./lobby";
 import { messagingModule } from "./messaging";
+import { pairModule } from "./pair";
 import { platformModule } from "./platform";
 import { roomsModule } from "./rooms";
 import { videosModule } from "./videos";
@@ -15,5 +16,6 @@ export const MODULES: ModuleDefinition[] = [
   chatModule,
   lobbyModule,
   roomsModule,
+  pairModule,
   videosModule,
 ];

@@ -21,6 +21,8 @@ export interface NewMessage {
   /** Extra columns of the messages table that tie it to its conversation (a module's own). */
   channelId?: string;
   roomGuid?: string;
+  /** A pair room's id (the pair module's own column). */
+  pairRoom?: string;
   sender: { id: string | null; name: string };
   recipient?: { id: string; name: string };
   body: string;
@@ -75,7 +77,7 @@ export class MessagingService {
     const keys = [...new Set(input.streams)];
     // One statement, so its own transaction: see the post_message migration.
     const [row]: { o_id: string; o_created_at: Date; o_previous: Record<string, string> }[] = await this.dataSource.query(
-      `SELECT o_id, o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8)`,
+      `SELECT o_id, o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8, $9)`,
       [
         keys,
         input.channelId ?? null,
@@ -85,6 +87,7 @@ export class MessagingService {
         input.recipient?.id ?? null,
         input.recipient?.name ?? null,
         input.body,
+        input.pairRoom ?? null,
       ],
     );
     const message: Message = {
