@@ -158,6 +158,11 @@ export class SocketDelivery {
     for (const socket of sockets) socket.emit(event, payload);
     return sockets.length;
   }
+
+  /** Makes every socket in `room` (on every process) leave `fromRoom`. */
+  leave(room: string, fromRoom: string): void {
+    this.io?.in(room).socketsLeave(fromRoom);
+  }
 }
 
 export interface SocketServerOptions {

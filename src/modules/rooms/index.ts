@@ -4,6 +4,7 @@ import { messagingModule } from "../messaging";
 import { Rooms1763700003000 } from "./migrations/1763700003000-rooms";
 import { registerRoomsRoutes } from "./rooms.routes";
 import { RoomsService } from "./rooms.service";
+import { notifier, roomsSocketFace } from "./rooms.socket";
 
 /** Conference rooms: a host, participants, a capacity, room chat and call signaling. */
 export const roomsModule = defineModule<RoomsService>({
@@ -14,7 +15,8 @@ export const roomsModule = defineModule<RoomsService>({
     return {
       exports: rooms,
       streams: [rooms.chat.source],
-      routes: (api) => registerRoomsRoutes(api, rooms),
+      routes: (api) => registerRoomsRoutes(api, rooms, kernel.config, notifier(kernel, rooms)),
+      socket: roomsSocketFace(kernel, rooms),
       onUserDeleted: rooms.leaveAllRooms,
     };
   },

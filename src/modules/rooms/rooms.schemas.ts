@@ -1,4 +1,5 @@
-import { pageOf } from "../../http/schemas";
+import { pageOf, PageQuerySchema, text, UuidInput } from "../../http/schemas";
+import { HistoryQuerySchema } from "../messaging";
 import { z } from "../../http/zod";
 
 export const RoomSchema = z
@@ -13,3 +14,12 @@ export const RoomSchema = z
   .openapi("Room");
 
 export const RoomPageSchema = pageOf(RoomSchema).openapi("RoomPage");
+
+export const RoomParams = z.object({ guid: UuidInput });
+export const RoomParticipantParams = z.object({ guid: UuidInput, username: z.string().max(64) });
+export const CreateRoomBody = z.strictObject({ name: text(1, 100), capacity: z.number().int().min(1).max(1000).optional() }).openapi("CreateRoomRequest");
+export const SetHostBody = z.strictObject({ username: z.string().min(1).max(64) });
+export const RoomListQuery = PageQuerySchema.extend({ member: z.string().min(1).max(64).optional() });
+export const RoomSubscribePayload = z.strictObject({ guid: UuidInput, after: HistoryQuerySchema.shape.after });
+export const RoomGuidPayload = z.strictObject({ guid: UuidInput });
+export const RoomSignalPayload = z.strictObject({ guid: UuidInput, to: z.string().min(1).max(64), data: z.record(z.string(), z.unknown()) });

@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
+import { conflict, notFound } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
 import type { UserDeletedHook } from "../../core/module";
 import type { AccountsService } from "../accounts";
-import type { MessageStreamKind, MessagingService } from "../messaging";
+import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
 
 export interface Room {
   guid: string;
@@ -36,7 +38,7 @@ export class RoomsService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly accounts: AccountsService,
-    messaging: MessagingService,
+    private readonly messaging: MessagingService,
   ) {
     this.chat = messaging.streamKind("room", "m.room_guid = $1");
   }
@@ -57,6 +59,89 @@ export class RoomsService {
     );
     const participants = await this.participantsOf(rows.slice(0, limit).map((row) => row.guid));
     return toPage(rows, limit, (row) => presentRoom(row, participants.get(row.guid) ?? []), (row) => encodeCursor([row.seq]));
+  }
+
+
+  /** All rooms (or those `member` is in), newest first. */
+  async list(member: string | undefined, limit: number, cursor?: string): Promise<Page<Room>> {
+    if (member !== undefined) return this.roomsOf(member, limit, cursor);
+    const after = cursor === undefined ? null : decodeCursor(cursor, 1, SEQ)[0];
+    const rows: RoomRow[] = await this.dataSource.query(
+      `SELECT r.guid, r.name, r.capacity, h.username AS host, r.created_at, r.guid::text AS seq
+         FROM rooms r JOIN users h ON h.id = r.host_id
+        WHERE ($1::uuid IS NULL OR r.guid > $1::uuid) ORDER BY r.guid LIMIT $2`,
+      [after, limit + 1],
+    );
+    const participants = await this.participantsOf(rows.slice(0, limit).map((row) => row.guid));
+    return toPage(rows, limit, (row) => presentRoom(row, participants.get(row.guid) ?? []), (row) => encodeCursor([row.guid]));
+  }
+
+  async create(host: { id: string }, name: string, capacity: number): Promise<Room> {
+    const guid = randomUUID();
+    await this.dataSource.transaction(async (m) => {
+      await m.query(`INSERT INTO rooms (guid, name, capacity, host_id) VALUES ($1, $2, $3, $4)`, [guid, name, capacity, host.id]);
+      await m.query(`INSERT INTO room_participants (room_guid, user_id) VALUES ($1, $2)`, [guid, host.id]);
+    });
+    return this.get(guid);
+  }
+
+  async get(guid: string, manager: EntityManager = this.dataSource.manager): Promise<Room> {
+    const [row]: RoomRow[] = await manager.query(
+      `SELECT r.guid, r.name, r.capacity, h.username AS host, r.created_at, '0' AS seq
+         FROM rooms r JOIN users h ON h.id = r.host_id WHERE r.guid = $1`,
+      [guid],
+    );
+    if (!row) throw notFound(`No room has guid ${guid}.`);
+    const participants: Array<{ username: string }> = await manager.query(
+      `SELECT u.username FROM room_participants p JOIN users u ON u.id = p.user_id WHERE p.room_guid = $1 ORDER BY p.seq`,
+      [guid],
+    );
+    return presentRoom(row, participants.map((p) => p.username));
+  }
+
+  /** Runs `step` with the room's row locked (404 when there is none), on the transaction's manager only. */
+  locked<T>(guid: string, step: (m: EntityManager, room: Room) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction(async (m) => {
+      const found: unknown[] = await m.query(`SELECT guid FROM rooms WHERE guid = $1 FOR UPDATE`, [guid]);
+      if (found.length === 0) throw notFound(`No room has guid ${guid}.`);
+      return step(m, await this.get(guid, m));
+    });
+  }
+
+  join(guid: string, userId: string, username: string): Promise<Room> {
+    return this.locked(guid, async (m, room) => {
+      if (room.participants.includes(username)) return room;
+      if (room.participants.length >= room.capacity) throw conflict(`The room is full (capacity ${room.capacity}).`);
+      await m.query(`INSERT INTO room_participants (room_guid, user_id) VALUES ($1, $2)`, [guid, userId]);
+      return this.get(guid, m);
+    });
+  }
+
+  /** The room after the user left it; null when it closed. */
+  leave(guid: string, userId: string, username: string): Promise<Room | null> {
+    return this.locked(guid, async (m, room) => {
+      if (!room.participants.includes(username)) throw conflict(`${username} is not in this room.`);
+      return (await this.leaveRoom(m, guid, userId)) ? this.get(guid, m) : null;
+    });
+  }
+
+  async userId(manager: EntityManager, username: string): Promise<string> {
+    return (await this.accounts.requireUser(manager, username)).id;
+  }
+
+  close(guid: string): Promise<void> {
+    return this.locked(guid, async (m) => {
+      await this.chat.delete(m, guid);
+      await m.query(`DELETE FROM rooms WHERE guid = $1`, [guid]);
+    });
+  }
+
+  async history(guid: string, query: HistoryQuery): Promise<Page<Message>> {
+    return this.chat.history(guid, query);
+  }
+
+  post(guid: string, sender: { id: string; name: string }, body: string): Promise<Message> {
+    return this.messaging.post({ streams: [this.chat.key(guid)], roomGuid: guid, sender, body });
   }
 
   /**

@@ -1,0 +1,70 @@
+import { notFound, tooLarge } from "../../core/errors";
+import { socketHandler, type Kernel, type SocketFace } from "../../core/module";
+import { principalRoom } from "../../realtime/socket-server";
+import { asUser, USER_PRINCIPAL } from "../accounts";
+import { roomsPolicy } from "./rooms.policy";
+import { RoomGuidPayload, RoomSignalPayload, RoomSubscribePayload } from "./rooms.schemas";
+import type { Room, RoomsService } from "./rooms.service";
+
+export const conferenceRoom = (guid: string) => `conference:${guid}`;
+
+/** After a committed change: `room:updated` to the room's sockets; those who left stop getting it. */
+export function notifier(kernel: Kernel, rooms: RoomsService) {
+  return async (guid: string, room: Room | null, left?: string): Promise<void> => {
+    if (room) await kernel.sockets.emit(conferenceRoom(guid), "room:updated", room);
+    if (left) {
+      const user = await kernel.dataSource.query(`SELECT id FROM users WHERE username = $1`, [left]).catch(() => []);
+      if (user[0]) kernel.sockets.leave(principalRoom({ kind: USER_PRINCIPAL, id: user[0].id }), conferenceRoom(guid));
+    }
+    if (!room) kernel.sockets.leave(conferenceRoom(guid), conferenceRoom(guid));
+    void rooms;
+  };
+}
+
+export function roomsSocketFace(kernel: Kernel, rooms: RoomsService): SocketFace {
+  return {
+    handlers: [
+      socketHandler({
+        event: "room:subscribe",
+        summary: "Follow a room: `room:updated` and `room:message` (missed ones after `after` first)",
+        schema: RoomSubscribePayload,
+        async handle(socket, { guid, after }, sockets) {
+          const user = asUser(socket.data.principal);
+          let room: Room | undefined;
+          await sockets.follow(socket, rooms.chat.key(guid), "room:message", after, async () => {
+            room = await rooms.get(guid);
+            roomsPolicy.authorize(user, "take_part", room);
+          });
+          await socket.join(conferenceRoom(guid));
+          return { room };
+        },
+      }),
+      socketHandler({
+        event: "room:unsubscribe",
+        summary: "Stop following a room",
+        schema: RoomGuidPayload,
+        async handle(socket, { guid }, sockets) {
+          await socket.leave(conferenceRoom(guid));
+          await sockets.unfollow(socket, rooms.chat.key(guid));
+          return {};
+        },
+      }),
+      socketHandler({
+        event: "room:signal",
+        summary: "Relay WebRTC signaling to another participant's sockets",
+        schema: RoomSignalPayload,
+        async handle(socket, { guid, to, data }) {
+          const user = asUser(socket.data.principal);
+          const room = await rooms.get(guid);
+          roomsPolicy.authorize(user, "take_part", room);
+          if (!room.participants.includes(to)) throw notFound(`${to} is not in this room.`);
+          if (JSON.stringify(data).length > 64 * 1024) throw tooLarge("data is over 64 KiB as JSON.");
+          const [target] = await kernel.dataSource.query(`SELECT id FROM users WHERE username = $1`, [to]);
+          if (!target) throw notFound(`${to} is not in this room.`);
+          const delivered = await kernel.sockets.emit(principalRoom({ kind: USER_PRINCIPAL, id: target.id }), "room:signal", { guid, from: user.name, data });
+          return { delivered };
+        },
+      }),
+    ],
+  };
+}

@@ -1,0 +1,130 @@
+import { createHmac } from "node:crypto";
+import type { Socket } from "socket.io-client";
+import { collect, connectSocket, emitWithAck } from "./support/realtime";
+import { registerUser, startTestServer, uniqueName, type TestServer } from "./support/test-server";
+
+let t: TestServer;
+type U = { username: string; token: string };
+let alice: U, bob: U, carol: U;
+const sockets: Socket[] = [];
+beforeAll(async () => {
+  t = await startTestServer({ TURN_SECRET: "s3cret-s3cret-s3cret", ICE_SERVERS: "stun:stun.example.org,turn:turn.example.org" });
+  [alice, bob, carol] = await Promise.all([registerUser(t, uniqueName("alice")), registerUser(t, uniqueName("bob")), registerUser(t, uniqueName("carol"))]);
+}, 60_000);
+afterEach(() => { for (const s of sockets.splice(0)) s.close(); });
+afterAll(async () => { await t.close(); });
+
+const auth = (u: U) => ({ Authorization: `Bearer ${u.token}` });
+async function create(capacity?: number, host = alice) {
+  const res = await t.http.post("/rooms").set(auth(host)).send({ name: "Standup", ...(capacity ? { capacity } : {}) });
+  expect(res.status).toBe(201);
+  return res.body;
+}
+async function socketFor(u: U) { const s = await connectSocket(t.url, { token: u.token }); sockets.push(s); return s; }
+
+it("creates, lists, gets, joins, leaves and closes rooms", async () => {
+  const room = await create();
+  expect(room).toEqual({ guid: expect.any(String), name: "Standup", capacity: 5, host: alice.username, participants: [alice.username], created_at: expect.any(String) });
+  expect((await t.http.post("/rooms").set(auth(alice)).send({ name: "" })).status).toBe(400);
+  expect((await t.http.post("/rooms").set(auth(alice)).send({ name: "x", capacity: 1001 })).status).toBe(400);
+  expect((await t.http.post("/rooms").send({ name: "x" })).status).toBe(401);
+  expect((await t.http.get(`/rooms/${room.guid}`)).body).toEqual(room);
+  expect((await t.http.get("/rooms/00000000-0000-4000-8000-000000000000")).status).toBe(404);
+  expect((await t.http.get("/rooms/nope")).status).toBe(404);
+  const joined = await t.http.post(`/rooms/${room.guid}/join`).set(auth(bob));
+  expect(joined.body.participants).toEqual([alice.username, bob.username]);
+  expect((await t.http.post(`/rooms/${room.guid}/join`).set(auth(bob))).body.participants).toHaveLength(2);
+  const mine = await t.http.get(`/rooms?member=${bob.username}`);
+  expect(mine.body.items.map((r: { guid: string }) => r.guid)).toContain(room.guid);
+  expect((await t.http.get("/rooms")).body.items.length).toBeGreaterThan(0);
+  expect((await t.http.post(`/rooms/${room.guid}/leave`).set(auth(carol))).status).toBe(409);
+  const left = await t.http.post(`/rooms/${room.guid}/leave`).set(auth(alice));
+  expect(left.status).toBe(200);
+  expect(left.body).toMatchObject({ host: bob.username, participants: [bob.username] });
+  expect((await t.http.post(`/rooms/${room.guid}/leave`).set(auth(bob))).status).toBe(204);
+  expect((await t.http.get(`/rooms/${room.guid}`)).status).toBe(404);
+});
+
+it("host hand-over, removal and closing are the host's", async () => {
+  const room = await create();
+  await t.http.post(`/rooms/${room.guid}/join`).set(auth(bob));
+  expect((await t.http.put(`/rooms/${room.guid}/host`).set(auth(bob)).send({ username: bob.username })).status).toBe(403);
+  expect((await t.http.put(`/rooms/${room.guid}/host`).set(auth(alice)).send({ username: carol.username })).status).toBe(409);
+  const handed = await t.http.put(`/rooms/${room.guid}/host`).set(auth(alice)).send({ username: bob.username });
+  expect(handed.body.host).toBe(bob.username);
+  expect((await t.http.delete(`/rooms/${room.guid}/participants/${bob.username}`).set(auth(bob))).status).toBe(409);
+  expect((await t.http.delete(`/rooms/${room.guid}/participants/${carol.username}`).set(auth(bob))).status).toBe(404);
+  expect((await t.http.delete(`/rooms/${room.guid}/participants/${bob.username}`).set(auth(alice))).status).toBe(403);
+  const removed = await t.http.delete(`/rooms/${room.guid}/participants/${alice.username}`).set(auth(bob));
+  expect(removed.body.participants).toEqual([bob.username]);
+  expect((await t.http.delete(`/rooms/${room.guid}`).set(auth(alice))).status).toBe(403);
+  expect((await t.http.delete(`/rooms/${room.guid}`).set(auth(bob))).status).toBe(204);
+  expect((await t.http.get(`/rooms/${room.guid}`)).status).toBe(404);
+});
+
+it("holds the capacity under 50 simultaneous joins", async () => {
+  const users = [];
+  for (let i = 0; i < 50; i++) users.push(await registerUser(t, uniqueName("j")));
+  const room = await create(10);
+  const results = await Promise.all(users.map((u) => t.http.post(`/rooms/${room.guid}/join`).set(auth(u))));
+  expect(results.filter((r) => r.status === 200)).toHaveLength(9);
+  expect(results.filter((r) => r.status === 409)).toHaveLength(41);
+  expect((await t.http.get(`/rooms/${room.guid}`)).body.participants).toHaveLength(10);
+}, 120_000);
+
+it("room chat is for participants", async () => {
+  const room = await create();
+  expect((await t.http.post(`/rooms/${room.guid}/messages`).set(auth(bob)).send({ body: "hi" })).status).toBe(403);
+  expect((await t.http.get(`/rooms/${room.guid}/messages`).set(auth(bob))).status).toBe(403);
+  expect((await t.http.get(`/rooms/00000000-0000-4000-8000-000000000000/messages`).set(auth(bob))).status).toBe(404);
+  const posted = await t.http.post(`/rooms/${room.guid}/messages`).set(auth(alice)).send({ body: "hi" });
+  expect(posted.status).toBe(201);
+  expect(posted.body).toMatchObject({ room_guid: room.guid, body: "hi", sender: alice.username });
+  expect((await t.http.get(`/rooms/${room.guid}/messages`).set(auth(alice))).body.items[0].id).toBe(posted.body.id);
+});
+
+it("room:subscribe, room:updated, room:message and signaling", async () => {
+  const room = await create();
+  await t.http.post(`/rooms/${room.guid}/join`).set(auth(bob));
+  const [a, b, c] = [await socketFor(alice), await socketFor(bob), await socketFor(carol)];
+  expect((await emitWithAck(c, "room:subscribe", { guid: room.guid })).error.status).toBe(403);
+  expect((await emitWithAck(c, "room:subscribe", { guid: "00000000-0000-4000-8000-000000000000" })).error.status).toBe(404);
+  const updates = collect(b, "room:updated");
+  const messages = collect(b, "room:message");
+  const sub = await emitWithAck(b, "room:subscribe", { guid: room.guid });
+  expect(sub).toMatchObject({ ok: true, room: { guid: room.guid } });
+  await t.http.post(`/rooms/${room.guid}/messages`).set(auth(alice)).send({ body: "hello" });
+  expect((await messages.next(1))[0].body).toBe("hello");
+  await t.http.post(`/rooms/${room.guid}/join`).set(auth(carol));
+  expect((await updates.next(1))[0].participants).toContain(carol.username);
+  const signals = collect(b, "room:signal");
+  const offer = await emitWithAck(a, "room:signal", { guid: room.guid, to: bob.username, data: { type: "offer", sdp: "x" } });
+  expect(offer).toEqual({ ok: true, delivered: 1 });
+  expect((await signals.next(1))[0]).toEqual({ guid: room.guid, from: alice.username, data: { type: "offer", sdp: "x" } });
+  const answers = collect(a, "room:signal");
+  await emitWithAck(b, "room:signal", { guid: room.guid, to: alice.username, data: { type: "answer" } });
+  expect((await answers.next(1))[0].from).toBe(bob.username);
+  await t.http.delete(`/rooms/${room.guid}/participants/${carol.username}`).set(auth(alice));
+  const outsider = await emitWithAck(c, "room:signal", { guid: room.guid, to: bob.username, data: {} });
+  expect(outsider.error.status).toBe(403);
+  expect((await emitWithAck(a, "room:signal", { guid: room.guid, to: carol.username, data: {} })).error.status).toBe(404);
+  expect((await emitWithAck(a, "room:signal", { guid: room.guid, to: bob.username, data: { x: "y".repeat(70_000) } })).error.status).toBe(413);
+  await t.http.post(`/rooms/${room.guid}/leave`).set(auth(bob));
+  await updates.next(3);
+  expect(updates.items[2].participants).not.toContain(bob.username);
+  await t.http.post(`/rooms/${room.guid}/join`).set(auth(carol));
+  await new Promise((r) => setTimeout(r, 300));
+  expect(updates.items).toHaveLength(3);
+  expect(await emitWithAck(b, "room:unsubscribe", { guid: room.guid })).toEqual({ ok: true });
+}, 60_000);
+
+it("serves ICE servers with TURN credentials", async () => {
+  const res = await t.http.get("/rtc/ice-servers").set(auth(alice));
+  expect(res.status).toBe(200);
+  const [stun, turn] = res.body.ice_servers;
+  expect(stun).toEqual({ urls: "stun:stun.example.org" });
+  expect(turn.username).toMatch(new RegExp(`^[0-9]+:${alice.username}$`));
+  expect(turn.credential).toBe(createHmac("sha1", "s3cret-s3cret-s3cret").update(turn.username).digest("base64"));
+  expect(res.body.ttl_seconds).toBe(t.config.turnTtlSeconds);
+  expect((await t.http.get("/rtc/ice-servers")).status).toBe(401);
+});
