@@ -1,6 +1,4 @@
 import type http from "node:http";
-import { createAdapter } from "@socket.io/redis-adapter";
-import { createClient } from "redis";
 import { Server, type Socket } from "socket.io";
 import type { ZodType } from "zod";
 import { badRequest, notFound, type FieldProblem } from "../core/errors";
@@ -8,9 +6,12 @@ import type { SocketAuthenticator, SocketFace } from "../core/module";
 import { principalKey, type Principal } from "../core/principal";
 import { toProblem } from "../core/problems";
 import type { Logger } from "../logger";
-import { belowThreshold } from "./backpressure";
 import type { Connections } from "./connections";
-import type { ResumePoint, StreamRelay } from "./stream-relay";
+import { SocketRelay } from "./socket-relay";
+import type { StreamRelay } from "./stream-relay";
+
+export { SocketRelay } from "./socket-relay";
+export { SocketDelivery, createSocketAdapter } from "./socket-delivery";
 
 export interface SocketData {
   principal: Principal;
@@ -53,117 +54,6 @@ export function toAckError(error: unknown, log: Logger): AckError {
 
 /** The Socket.IO room that holds every socket of a principal. */
 export const principalRoom = (principal: Pick<Principal, "kind" | "id">) => `principal:${principalKey(principal)}`;
-
-/** Relays streams to sockets, and cuts off sockets that stop reading. */
-export class SocketRelay {
-  constructor(
-    private readonly relay: StreamRelay,
-    private readonly bufferLimitBytes: number,
-  ) {}
-
-  /**
-   * Starts (or restarts, replaying after `after`: a message id, or a position already
-   * read) relaying a stream to the socket as `event`. `check` (may the socket follow it?) runs in turn with the socket's other
-   * changes to that stream, so they apply in the order the client asked.
-   */
-  follow(socket: AppSocket, key: string, event: string, after?: string | ResumePoint, check?: () => Promise<void>): Promise<void> {
-    return this.change(socket, key, async () => {
-      await check?.();
-      const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
-      this.stop(socket, key);
-      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), {
-        from,
-        signal: socket.data.gone.signal,
-        ready: () => this.ready(socket),
-      });
-      if (socket.disconnected) stop();
-      else socket.data.streams.set(key, stop);
-    });
-  }
-
-  unfollow(socket: AppSocket, key: string): Promise<void> {
-    return this.change(socket, key, async () => this.stop(socket, key));
-  }
-
-  unfollowAll(socket: AppSocket): void {
-    socket.data.gone.abort();
-    for (const stop of socket.data.streams.values()) stop();
-    socket.data.streams.clear();
-  }
-
-  private stop(socket: AppSocket, key: string): void {
-    socket.data.streams.get(key)?.();
-    socket.data.streams.delete(key);
-  }
-
-  /** Runs the change after those already queued for the same stream on this socket. */
-  private change(socket: AppSocket, key: string, step: () => Promise<void>): Promise<void> {
-    const run = (socket.data.changes.get(key) ?? Promise.resolve()).then(step);
-    const settled = run.catch(() => undefined);
-    socket.data.changes.set(key, settled);
-    void settled.then(() => {
-      if (socket.data.changes.get(key) === settled) socket.data.changes.delete(key);
-    });
-    return run;
-  }
-
-  emit(socket: AppSocket, event: string, payload: object): void {
-    if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
-    socket.emit(event, payload);
-  }
-
-  /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
-  private ready(socket: AppSocket): Promise<void> | undefined {
-    return belowThreshold(
-      () => this.buffered(socket),
-      this.bufferLimitBytes / 2,
-      () => socket.disconnected,
-      () => this.cutOff(socket),
-    );
-  }
-
-  /** Disconnects a client that stopped reading, dropping what it left unread at once. */
-  private cutOff(socket: AppSocket): void {
-    socket.disconnect(true);
-    // engine.io would otherwise wait for the unread output to drain (until the ping timeout).
-    socket.conn.close(true);
-    (socket.conn.transport as unknown as { socket?: { terminate?: () => void } }).socket?.terminate?.();
-  }
-
-  /** Bytes waiting to reach the client: in the WebSocket, and queued in engine.io (all that polling has). */
-  private buffered(socket: AppSocket): number {
-    const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } };
-    const queued = (socket.conn as unknown as { writeBuffer?: Array<{ data?: unknown }> }).writeBuffer ?? [];
-    let bytes = transport.socket?.bufferedAmount ?? 0;
-    for (const packet of queued) bytes += typeof packet.data === "string" ? packet.data.length : 64;
-    return bytes;
-  }
-}
-
-/**
- * Throwaway events to the sockets in a Socket.IO room, on every process (signaling,
- * incoming-call notices): nothing stored, nothing repaired. Resolves with how many
- * sockets it reached.
- */
-export class SocketDelivery {
-  private io: Server | null = null;
-
-  bind(io: Server): void {
-    this.io = io;
-  }
-
-  async emit(room: string, event: string, payload: object): Promise<number> {
-    if (!this.io) return 0;
-    const sockets = await this.io.in(room).fetchSockets();
-    for (const socket of sockets) socket.emit(event, payload);
-    return sockets.length;
-  }
-
-  /** Makes every socket in `room` (on every process) leave `fromRoom`. */
-  leave(room: string, fromRoom: string): void {
-    this.io?.in(room).socketsLeave(fromRoom);
-  }
-}
 
 export interface SocketServerOptions {
   httpServer: http.Server;
@@ -265,22 +155,4 @@ function onRequest(socket: AppSocket, event: string, schema: ZodType, log: Logge
       ack({ ok: false, error: toAckError(error, log) });
     }
   });
-}
-
-/**
- * With REDIS_URL, Socket.IO's own Redis adapter carries `SocketDelivery`'s throwaway
- * events to sockets on other processes. Ordered streams do not use it: the relay
- * delivers those on each process, with repair.
- */
-export async function createSocketAdapter(io: Server, url: string, prefix: string, log: Logger): Promise<{ close(): Promise<void> }> {
-  const publisher = createClient({ url, socket: { connectTimeout: 5000 } });
-  const subscriber = publisher.duplicate();
-  for (const client of [publisher, subscriber]) client.on("error", (error: Error) => log.warn({ err: error }, "socket.io redis adapter connection error"));
-  await Promise.all([publisher.connect(), subscriber.connect()]);
-  io.adapter(createAdapter(publisher, subscriber, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
-  return {
-    async close() {
-      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
-    },
-  };
 }

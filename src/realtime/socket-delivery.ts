@@ -1,0 +1,47 @@
+import { createAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
+import type { Server } from "socket.io";
+import type { Logger } from "../logger";
+
+/**
+ * Throwaway events to the sockets in a Socket.IO room, on every process (signaling,
+ * incoming-call notices): nothing stored, nothing repaired. Resolves with how many
+ * sockets it reached.
+ */
+export class SocketDelivery {
+  private io: Server | null = null;
+
+  bind(io: Server): void {
+    this.io = io;
+  }
+
+  async emit(room: string, event: string, payload: object): Promise<number> {
+    if (!this.io) return 0;
+    const sockets = await this.io.in(room).fetchSockets();
+    for (const socket of sockets) socket.emit(event, payload);
+    return sockets.length;
+  }
+
+  /** Makes every socket in `room` (on every process) leave `fromRoom`. */
+  leave(room: string, fromRoom: string): void {
+    this.io?.in(room).socketsLeave(fromRoom);
+  }
+}
+
+/**
+ * With REDIS_URL, Socket.IO's own Redis adapter carries `SocketDelivery`'s throwaway
+ * events to sockets on other processes. Ordered streams do not use it: the relay
+ * delivers those on each process, with repair.
+ */
+export async function createSocketAdapter(io: Server, url: string, prefix: string, log: Logger): Promise<{ close(): Promise<void> }> {
+  const publisher = createClient({ url, socket: { connectTimeout: 5000 } });
+  const subscriber = publisher.duplicate();
+  for (const client of [publisher, subscriber]) client.on("error", (error: Error) => log.warn({ err: error }, "socket.io redis adapter connection error"));
+  await Promise.all([publisher.connect(), subscriber.connect()]);
+  io.adapter(createAdapter(publisher, subscriber, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
+  return {
+    async close() {
+      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
+    },
+  };
+}

@@ -1,0 +1,89 @@
+import { belowThreshold } from "./backpressure";
+import type { AppSocket } from "./socket-server";
+import type { ResumePoint, StreamRelay } from "./stream-relay";
+
+/** Relays streams to sockets, and cuts off sockets that stop reading. */
+export class SocketRelay {
+  constructor(
+    private readonly relay: StreamRelay,
+    private readonly bufferLimitBytes: number,
+  ) {}
+
+  /**
+   * Starts (or restarts, replaying after `after`: a message id, or a position already
+   * read) relaying a stream to the socket as `event`. `check` (may the socket follow it?) runs in turn with the socket's other
+   * changes to that stream, so they apply in the order the client asked.
+   */
+  follow(socket: AppSocket, key: string, event: string, after?: string | ResumePoint, check?: () => Promise<void>): Promise<void> {
+    return this.change(socket, key, async () => {
+      await check?.();
+      const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
+      this.stop(socket, key);
+      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), {
+        from,
+        signal: socket.data.gone.signal,
+        ready: () => this.ready(socket),
+      });
+      if (socket.disconnected) stop();
+      else socket.data.streams.set(key, stop);
+    });
+  }
+
+  unfollow(socket: AppSocket, key: string): Promise<void> {
+    return this.change(socket, key, async () => this.stop(socket, key));
+  }
+
+  unfollowAll(socket: AppSocket): void {
+    socket.data.gone.abort();
+    for (const stop of socket.data.streams.values()) stop();
+    socket.data.streams.clear();
+  }
+
+  private stop(socket: AppSocket, key: string): void {
+    socket.data.streams.get(key)?.();
+    socket.data.streams.delete(key);
+  }
+
+  /** Runs the change after those already queued for the same stream on this socket. */
+  private change(socket: AppSocket, key: string, step: () => Promise<void>): Promise<void> {
+    const run = (socket.data.changes.get(key) ?? Promise.resolve()).then(step);
+    const settled = run.catch(() => undefined);
+    socket.data.changes.set(key, settled);
+    void settled.then(() => {
+      if (socket.data.changes.get(key) === settled) socket.data.changes.delete(key);
+    });
+    return run;
+  }
+
+  emit(socket: AppSocket, event: string, payload: object): void {
+    if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
+    socket.emit(event, payload);
+  }
+
+  /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
+  private ready(socket: AppSocket): Promise<void> | undefined {
+    return belowThreshold(
+      () => this.buffered(socket),
+      this.bufferLimitBytes / 2,
+      () => socket.disconnected,
+      () => this.cutOff(socket),
+    );
+  }
+
+  /** Disconnects a client that stopped reading, dropping what it left unread at once. */
+  private cutOff(socket: AppSocket): void {
+    socket.disconnect(true);
+    // engine.io would otherwise wait for the unread output to drain (until the ping timeout).
+    socket.conn.close(true);
+    (socket.conn.transport as unknown as { socket?: { terminate?: () => void } }).socket?.terminate?.();
+  }
+
+  /** Bytes waiting to reach the client: in the WebSocket, and queued in engine.io (all that polling has). */
+  private buffered(socket: AppSocket): number {
+    const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } };
+    const queued = (socket.conn as unknown as { writeBuffer?: Array<{ data?: unknown }> }).writeBuffer ?? [];
+    let bytes = transport.socket?.bufferedAmount ?? 0;
+    for (const packet of queued) bytes += typeof packet.data === "string" ? packet.data.length : 64;
+    return bytes;
+  }
+}
