@@ -1,6 +1,7 @@
 import { createAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 import type { Server } from "socket.io";
+import { tooLarge } from "../core/errors";
 import type { Logger } from "../logger";
 
 /**
@@ -8,6 +9,14 @@ import type { Logger } from "../logger";
  * incoming-call notices): nothing stored, nothing repaired. Resolves with how many
  * sockets it reached.
  */
+/** The largest signaling payload relayed (`data` of room:signal and pair:signal, as JSON). */
+export const MAX_SIGNAL_BYTES = 64 * 1024;
+
+/** 413 for signaling data over MAX_SIGNAL_BYTES as UTF-8 JSON. */
+export function checkSignalSize(data: object): void {
+  if (Buffer.byteLength(JSON.stringify(data)) > MAX_SIGNAL_BYTES) throw tooLarge("data is over 64 KiB as JSON.");
+}
+
 export class SocketDelivery {
   private io: Server | null = null;
 

@@ -11,7 +11,7 @@ import { SocketRelay } from "./socket-relay";
 import type { StreamRelay } from "./stream-relay";
 
 export { SocketRelay } from "./socket-relay";
-export { SocketDelivery, createSocketAdapter } from "./socket-delivery";
+export { SocketDelivery, checkSignalSize, createSocketAdapter } from "./socket-delivery";
 
 export interface SocketData {
   principal: Principal;

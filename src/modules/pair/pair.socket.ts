@@ -1,10 +1,9 @@
-import { notFound, tooLarge } from "../../core/errors";
+import { notFound } from "../../core/errors";
 import { socketHandler, type Kernel, type SocketFace } from "../../core/module";
-import { principalRoom } from "../../realtime/socket-server";
+import { checkSignalSize, principalRoom } from "../../realtime/socket-server";
 import { PairSignalPayload } from "./pair.schemas";
 import { PAIR_PRINCIPAL, type PairService } from "./pair.service";
 
-const MAX_SIGNAL = 64 * 1024;
 
 /** pair:signal {roomId, data}: relayed to the other member's sockets. */
 export function pairSocketFace(pair: PairService, kernel: Kernel): SocketFace {
@@ -17,7 +16,7 @@ export function pairSocketFace(pair: PairService, kernel: Kernel): SocketFace {
         async handle(socket, { roomId, data }) {
           const me = socket.data.principal;
           if (me.kind !== PAIR_PRINCIPAL) throw notFound("No such pair room.");
-          if (Buffer.byteLength(JSON.stringify(data)) > MAX_SIGNAL) throw tooLarge("data is over 64 KiB as JSON.");
+          checkSignalSize(data);
           const room = await pair.room(me, roomId);
           const self = await pair.user(me.id);
           const other = room.a_id === me.id ? room.b_id : room.a_id;

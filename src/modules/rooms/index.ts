@@ -11,12 +11,13 @@ export const roomsModule = defineModule<RoomsService>({
   name: "rooms",
   migrations: [Rooms1763700003000],
   create(kernel, use) {
-    const rooms = new RoomsService(kernel.dataSource, use(accountsModule).accounts, use(messagingModule));
+    const { accounts } = use(accountsModule);
+    const rooms = new RoomsService(kernel.dataSource, accounts, use(messagingModule));
     return {
       exports: rooms,
       streams: [rooms.chat.source],
-      routes: (api) => registerRoomsRoutes(api, rooms, kernel.config, notifier(kernel, rooms)),
-      socket: roomsSocketFace(kernel, rooms),
+      routes: (api) => registerRoomsRoutes(api, rooms, kernel.config, notifier(kernel, accounts)),
+      socket: roomsSocketFace(kernel, rooms, accounts),
       onUserDeleted: rooms.leaveAllRooms,
     };
   },

@@ -1,7 +1,7 @@
-import { notFound, tooLarge } from "../../core/errors";
+import { notFound } from "../../core/errors";
 import { socketHandler, type Kernel, type SocketFace } from "../../core/module";
-import { principalRoom } from "../../realtime/socket-server";
-import { asUser, USER_PRINCIPAL } from "../accounts";
+import { checkSignalSize, principalRoom } from "../../realtime/socket-server";
+import { asUser, USER_PRINCIPAL, type AccountsService } from "../accounts";
 import { roomsPolicy } from "./rooms.policy";
 import { RoomGuidPayload, RoomSignalPayload, RoomSubscribePayload } from "./rooms.schemas";
 import type { Room, RoomsService } from "./rooms.service";
@@ -9,19 +9,16 @@ import type { Room, RoomsService } from "./rooms.service";
 export const conferenceRoom = (guid: string) => `conference:${guid}`;
 
 /** After a committed change: `room:updated` to the room's sockets; those who left stop getting it. */
-export function notifier(kernel: Kernel, rooms: RoomsService) {
+export function notifier(kernel: Kernel, accounts: AccountsService) {
   return async (guid: string, room: Room | null, left?: string): Promise<void> => {
     if (room) await kernel.sockets.emit(conferenceRoom(guid), "room:updated", room);
-    if (left) {
-      const user = await kernel.dataSource.query(`SELECT id FROM users WHERE username = $1`, [left]).catch(() => []);
-      if (user[0]) kernel.sockets.leave(principalRoom({ kind: USER_PRINCIPAL, id: user[0].id }), conferenceRoom(guid));
-    }
+    const user = left ? await accounts.findByUsername(kernel.dataSource.manager, left) : null;
+    if (user) kernel.sockets.leave(principalRoom({ kind: USER_PRINCIPAL, id: user.id }), conferenceRoom(guid));
     if (!room) kernel.sockets.leave(conferenceRoom(guid), conferenceRoom(guid));
-    void rooms;
   };
 }
 
-export function roomsSocketFace(kernel: Kernel, rooms: RoomsService): SocketFace {
+export function roomsSocketFace(kernel: Kernel, rooms: RoomsService, accounts: AccountsService): SocketFace {
   return {
     handlers: [
       socketHandler({
@@ -57,9 +54,9 @@ export function roomsSocketFace(kernel: Kernel, rooms: RoomsService): SocketFace
           const user = asUser(socket.data.principal);
           const room = await rooms.get(guid);
           roomsPolicy.authorize(user, "take_part", room);
-          if (!room.participants.includes(to)) throw notFound(`${to} is not in this room.`);
-          if (JSON.stringify(data).length > 64 * 1024) throw tooLarge("data is over 64 KiB as JSON.");
-          const [target] = await kernel.dataSource.query(`SELECT id FROM users WHERE username = $1`, [to]);
+          if (!room.participants.some((name) => name.toLowerCase() === to.toLowerCase())) throw notFound(`${to} is not in this room.`);
+          checkSignalSize(data);
+          const target = await accounts.findByUsername(kernel.dataSource.manager, to);
           if (!target) throw notFound(`${to} is not in this room.`);
           const delivered = await kernel.sockets.emit(principalRoom({ kind: USER_PRINCIPAL, id: target.id }), "room:signal", { guid, from: user.name, data });
           return { delivered };
