@@ -12,18 +12,13 @@
  * Exit code: 0 all good; 1 a delivery was lost, a post was refused or a client failed to
  * connect or subscribe; 2 the benchmark itself failed.
  */
-import { spawn, fork, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import readline from "node:readline";
 import { parseArgs } from "node:util";
-import bcrypt from "bcrypt";
-import jwt from "jsonwebtoken";
-import { Client as PgClient } from "pg";
 import {
   concatSamples,
   errorMessage,
@@ -40,10 +35,10 @@ import {
   type Via,
   type WorkerResult,
 } from "./chat-shared";
-import { UsageError, sleep, log, elapsed, LOOPBACK, assertLoopback, freePort, mapLimit, treeRssBytes, childPids, treeCpuSeconds, machineBusySeconds, postgresPids, CpuMeter, promValue } from "./lib/util";
+import { UsageError, sleep, log, elapsed, assertLoopback, freePort, postgresPids, CpuMeter } from "./lib/util";
 import { Cleanup, waitForExit, terminate } from "./lib/cleanup";
-import { ServerProcess, startServer, ServerSampler, HealthProbe } from "./lib/server";
-import { BenchUser, createDatabase, createUsers, checkToken, Channel, createChannels } from "./lib/fixtures";
+import { startServer, ServerSampler, HealthProbe } from "./lib/server";
+import { createDatabase, createUsers, checkToken, Channel, createChannels } from "./lib/fixtures";
 
 // ---------------------------------------------------------------------------------------
 // Options

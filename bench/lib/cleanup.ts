@@ -1,35 +1,7 @@
 /** Cleanup: a stack of bounded async steps, run once, in reverse order of registration. */
-import { spawn, fork, type ChildProcess } from "node:child_process";
-import { randomBytes, randomUUID } from "node:crypto";
-import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import readline from "node:readline";
-import { parseArgs } from "node:util";
-import bcrypt from "bcrypt";
-import jwt from "jsonwebtoken";
-import { Client as PgClient } from "pg";
-import {
-  concatSamples,
-  errorMessage,
-  percentiles,
-  round,
-  type AckReport,
-  type ClientSpec,
-  type FromWorker,
-  type LagStats,
-  type Percentiles,
-  type Phase,
-  type PostCommand,
-  type ToWorker,
-  type Via,
-  type WorkerResult,
-} from "../chat-shared";
+import { type ChildProcess } from "node:child_process";
+import { errorMessage } from "../chat-shared";
 import { sleep, log } from "./util";
-// ---------------------------------------------------------------------------------------
-// Cleanup: a stack of bounded async steps, run once, in reverse order of registration.
 
 export class Cleanup {
   private readonly steps: { name: string; run: () => Promise<void> }[] = [];

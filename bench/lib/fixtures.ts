@@ -1,36 +1,11 @@
 /** Fixtures: a fresh database, users with sessions inserted straight into it and their tokens signed as the server does, channels. */
-import { spawn, fork, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import readline from "node:readline";
-import { parseArgs } from "node:util";
+import { performance } from "node:perf_hooks";
 import bcrypt from "bcrypt";
 import jwt from "jsonwebtoken";
 import { Client as PgClient } from "pg";
-import {
-  concatSamples,
-  errorMessage,
-  percentiles,
-  round,
-  type AckReport,
-  type ClientSpec,
-  type FromWorker,
-  type LagStats,
-  type Percentiles,
-  type Phase,
-  type PostCommand,
-  type ToWorker,
-  type Via,
-  type WorkerResult,
-} from "../chat-shared";
 import { log, elapsed, mapLimit } from "./util";
 import { Cleanup } from "./cleanup";
-// ---------------------------------------------------------------------------------------
-// Database fixtures: users, sessions, tokens
 
 export interface BenchUser {
   id: string;

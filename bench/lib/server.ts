@@ -1,36 +1,12 @@
 /** The server under test: the compiled server as a child process on a fresh database, ready when /ready answers; its RSS and event-loop sampler. */
-import { spawn, fork, type ChildProcess } from "node:child_process";
-import { randomBytes, randomUUID } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import { performance } from "node:perf_hooks";
 import readline from "node:readline";
-import { parseArgs } from "node:util";
-import bcrypt from "bcrypt";
-import jwt from "jsonwebtoken";
-import { Client as PgClient } from "pg";
-import {
-  concatSamples,
-  errorMessage,
-  percentiles,
-  round,
-  type AckReport,
-  type ClientSpec,
-  type FromWorker,
-  type LagStats,
-  type Percentiles,
-  type Phase,
-  type PostCommand,
-  type ToWorker,
-  type Via,
-  type WorkerResult,
-} from "../chat-shared";
+import { percentiles, round, type Percentiles } from "../chat-shared";
 import { sleep, log, elapsed, treeRssBytes, promValue } from "./util";
 import { Cleanup, terminate } from "./cleanup";
-// ---------------------------------------------------------------------------------------
-// The server under test
 
 export class ServerProcess {
   readonly lines: string[] = [];

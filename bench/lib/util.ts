@@ -1,35 +1,8 @@
 /** Small utilities every benchmark shares: loopback checks, ports, process CPU and RSS probes, Prometheus parsing. */
-import { spawn, fork, type ChildProcess } from "node:child_process";
-import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import readline from "node:readline";
-import { parseArgs } from "node:util";
-import bcrypt from "bcrypt";
-import jwt from "jsonwebtoken";
-import { Client as PgClient } from "pg";
-import {
-  concatSamples,
-  errorMessage,
-  percentiles,
-  round,
-  type AckReport,
-  type ClientSpec,
-  type FromWorker,
-  type LagStats,
-  type Percentiles,
-  type Phase,
-  type PostCommand,
-  type ToWorker,
-  type Via,
-  type WorkerResult,
-} from "../chat-shared";
-
-// ---------------------------------------------------------------------------------------
-// Small utilities
+import { performance } from "node:perf_hooks";
+import { round } from "../chat-shared";
 
 /** A mistake in the command line: printed with the usage, exit code 2. */
 export class UsageError extends Error {}
