@@ -36,6 +36,8 @@ function frameText(data: RawData): string | null {
 export class LobbyWebSocketDoor {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
   private readonly alive = new WeakSet<WebSocket>();
+  /** A relayed event is one object for every subscriber on this process: serialised once. */
+  private readonly encoded = new WeakMap<object, string>();
   private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
@@ -84,7 +86,9 @@ export class LobbyWebSocketDoor {
           ws.terminate();
           return;
         }
-        ws.send(JSON.stringify(message));
+        let text = this.encoded.get(message);
+        if (text === undefined) this.encoded.set(message, (text = JSON.stringify(message)));
+        ws.send(text);
       },
       end: () => ws.close(1008, "credentials ended"),
       log: this.log,
