@@ -71,3 +71,74 @@ test("creating identities is rate limited", async () => {
     await limited.close();
   }
 });
+
+test("privateId in the body; calls paginated; different pairs, different roomIds; new and old rooms followed", async () => {
+  const a = await identity(), b = await identity(), c = await identity();
+  const sa = await connectSocket(t.url, { privateId: a.privateId });
+  sockets.push(sa);
+  const got = collect(sa, "pair:message");
+  // In the body instead of the header.
+  const ab = await t.http.post(`/pair/users/${b.publicId}/connect`).send({ privateId: a.privateId });
+  expect(ab.status).toBe(200);
+  const ac = await t.http.post(`/pair/users/${a.publicId}/connect`).set(h(c));
+  expect(ac.body.roomId).not.toBe(ab.body.roomId);
+  const bc = await t.http.post(`/pair/users/${c.publicId}/connect`).set(h(b));
+  expect(new Set([ab.body.roomId, ac.body.roomId, bc.body.roomId]).size).toBe(3);
+  expect((await t.http.get("/pair/calls").set(h(a)).send({ privateId: "ignored: the header wins" })).status).toBe(200);
+  expect((await t.http.get("/pair/calls").send({ privateId: a.privateId })).body.items).toHaveLength(2);
+  expect((await t.http.post(`/pair/users/${b.publicId}/connect`).send({ privateId: "not one" })).status).toBe(401);
+
+  // Rooms opened while a's socket is connected reach it, in order, with their room_id.
+  expect((await t.http.post(`/pair/rooms/${ab.body.roomId}/messages`).send({ body: "one", privateId: b.privateId })).status).toBe(201);
+  expect((await t.http.post(`/pair/rooms/${ac.body.roomId}/messages`).set(h(c)).send({ body: "two" })).status).toBe(201);
+  const items = await got.next(2);
+  expect(items.map((m) => [m.body, m.room_id])).toEqual([["one", ab.body.roomId], ["two", ac.body.roomId]]);
+  // A socket connecting later follows the rooms that exist.
+  const sb = await connectSocket(t.url, { privateId: b.privateId });
+  sockets.push(sb);
+  const gotB = collect(sb, "pair:message");
+  await t.http.post(`/pair/rooms/${bc.body.roomId}/messages`).set(h(c)).send({ body: "three" });
+  expect((await gotB.next(1))[0]).toMatchObject({ body: "three", room_id: bc.body.roomId });
+
+  // Paging: newest first, one at a time, no repeats.
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { body: { items: { roomId: string }[]; next_cursor: string | null } } =
+      await t.http.get("/pair/calls").query({ limit: 1, ...(cursor ? { cursor } : {}) }).set(h(a));
+    seen.push(...page.body.items.map((i) => i.roomId));
+    cursor = page.body.next_cursor;
+  } while (cursor);
+  expect(seen).toEqual([ac.body.roomId, ab.body.roomId]);
+  expect((await t.http.get("/pair/calls").query({ cursor: "nonsense" }).set(h(a))).status).toBe(400);
+  expect((await t.http.get("/pair/calls").query({ limit: 201 }).set(h(a))).status).toBe(400);
+
+  // Forged roomId: well-formed but no pair's.
+  expect((await t.http.get(`/pair/rooms/${ab.body.roomId.slice(0, -1)}${ab.body.roomId.endsWith("A") ? "B" : "A"}/messages`).set(h(a))).status).toBe(404);
+  expect((await t.http.get(`/rtc/ice-servers`).set(h(a))).status).toBe(200);
+
+  // A deleted identity's publicId stays issued, so it is never given again.
+  expect((await t.http.delete("/pair/users/me").send({ privateId: c.privateId })).status).toBe(204);
+  const kept = await t.database.dataSource.query(`SELECT count(*)::int AS n FROM pair_public_ids WHERE public_id = $1`, [c.publicId]);
+  expect(kept[0].n).toBe(1);
+  expect((await t.http.get("/pair/calls").set(h(a))).body.items.map((i: { roomId: string }) => i.roomId)).toEqual([ab.body.roomId]);
+});
+
+test("503 when the public id space runs low", async () => {
+  const low = await startTestServer();
+  try {
+    await low.database.dataSource.query(
+      `INSERT INTO pair_public_ids (public_id) SELECT lpad((n / 1000)::text, 3, '0') || '-' || lpad((n % 1000)::text, 3, '0') FROM generate_series(0, 899998) AS n`,
+    );
+    // 100,001 left: still issued, never one of the taken ones.
+    const last = await low.http.post("/pair/users");
+    expect(last.status).toBe(201);
+    expect(Number(last.body.publicId.replace("-", ""))).toBeGreaterThanOrEqual(899_999);
+    await low.http.post("/pair/users").expect(201);
+    const refused = await low.http.post("/pair/users");
+    expect(refused.status).toBe(503);
+    expect(refused.headers["retry-after"]).toBeDefined();
+  } finally {
+    await low.close();
+  }
+});

@@ -125,7 +125,7 @@ export class Api {
 
   private async authenticate(req: Request, queryToken: boolean): Promise<Principal> {
     const accessToken = queryToken && typeof req.query.access_token === "string" ? req.query.access_token : undefined;
-    const principal = await this.authenticators.authenticate({ authorization: req.headers.authorization, accessToken, headers: req.headers });
+    const principal = await this.authenticators.authenticate({ authorization: req.headers.authorization, accessToken, headers: req.headers, body: req.body });
     req.log?.setBindings?.({ user: principal.name, principal: principal.kind });
     return principal;
   }

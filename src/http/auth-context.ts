@@ -7,6 +7,8 @@ export interface Credentials {
   /** `?access_token=`: only Server-Sent Events routes pass it, since EventSource cannot send headers. */
   accessToken?: string;
   headers: IncomingHttpHeaders;
+  /** The parsed JSON body, for credentials that may travel in it (a pair identity's `privateId`). */
+  body?: unknown;
 }
 
 /** One way of proving who you are over HTTP (a bearer token, HTTP Basic, a pair identity's header). */

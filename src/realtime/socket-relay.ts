@@ -1,6 +1,6 @@
 import { belowThreshold } from "./backpressure";
 import type { AppSocket } from "./socket-server";
-import type { ResumePoint, StreamRelay } from "./stream-relay";
+import type { ResumePoint, StreamItem, StreamRelay } from "./stream-relay";
 
 /** Relays streams to sockets, and cuts off sockets that stop reading. */
 export class SocketRelay {
@@ -12,14 +12,22 @@ export class SocketRelay {
   /**
    * Starts (or restarts, replaying after `after`: a message id, or a position already
    * read) relaying a stream to the socket as `event`. `check` (may the socket follow it?) runs in turn with the socket's other
-   * changes to that stream, so they apply in the order the client asked.
+   * changes to that stream, so they apply in the order the client asked. `present`, when
+   * given, shapes each item before it is emitted (a pair room adds its room_id).
    */
-  follow(socket: AppSocket, key: string, event: string, after?: string | ResumePoint, check?: () => Promise<void>): Promise<void> {
+  follow(
+    socket: AppSocket,
+    key: string,
+    event: string,
+    after?: string | ResumePoint,
+    check?: () => Promise<void>,
+    present?: (item: StreamItem) => object,
+  ): Promise<void> {
     return this.change(socket, key, async () => {
       await check?.();
       const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
       this.stop(socket, key);
-      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), {
+      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, present ? present(message) : message), {
         from,
         signal: socket.data.gone.signal,
         ready: () => this.ready(socket),

@@ -1,31 +1,153 @@
 import { notFound } from "../../core/errors";
 import { socketHandler, type Kernel, type SocketFace } from "../../core/module";
-import { checkSignalSize, principalRoom } from "../../realtime/socket-server";
-import { PairSignalPayload } from "./pair.schemas";
-import { PAIR_PRINCIPAL, type PairService } from "./pair.service";
+import { checkSignalSize, principalRoom, type AppSocket, type SocketRelay } from "../../realtime/socket-server";
+import type { ResumePoint, StreamItem } from "../../realtime/stream-relay";
+import { PairSignalPayload, PairIncomingCallSchema, PairMessageSchema, PairSignalSchema } from "./pair.schemas";
+import { asPair, PAIR_PRINCIPAL, type PairService } from "./pair.service";
 
+/** Bus topic: a pair room was opened or closed, so its members' sockets on every process follow it or stop. */
+export const PAIR_ROOMS_TOPIC = "pair:rooms";
+export interface PairRoomsEvent {
+  type: "opened" | "closed";
+  roomId: string;
+  members: string[];
+}
 
-/** pair:signal {roomId, data}: relayed to the other member's sockets. */
-export function pairSocketFace(pair: PairService, kernel: Kernel): SocketFace {
+const STATE = "pair";
+/** Per socket: the rooms asked for (so none is followed twice), resume points read at the handshake, and rooms opened before it connected. */
+interface PairSocketState {
+  following: Set<string>;
+  /** Room id → where to start: a resume point read at the handshake, or "0" for a room opened since. */
+  from: Map<string, ResumePoint | string>;
+  sockets: SocketRelay | null;
+}
+
+/**
+ * A pair identity follows all its rooms without asking (API.md has no pair subscribe
+ * event): every room it is in at the handshake, from the position read then, and every
+ * room opened while it is connected, from its start. `pair:message` goes through the
+ * shared ordered relay, so it arrives once, in order, with gaps repaired from the
+ * database, on whichever process the socket is.
+ */
+export class PairFollowers {
+  /** This process' pair sockets, by identity id. */
+  private readonly members = new Map<string, Set<AppSocket>>();
+
+  constructor(
+    private readonly pair: PairService,
+    private readonly kernel: Kernel,
+  ) {}
+
+  start(): Promise<void> {
+    return this.kernel.bus.subscribe(PAIR_ROOMS_TOPIC, (event) => this.receive(event as PairRoomsEvent));
+  }
+
+  publish(event: PairRoomsEvent): Promise<void> {
+    return this.kernel.bus.publish(PAIR_ROOMS_TOPIC, event);
+  }
+
+  /** Registered before the rooms are read, so a room opened meanwhile reaches it through `receive`. */
+  async handshake(socket: AppSocket): Promise<void> {
+    const me = asPair(socket.data.principal);
+    if (!me) return;
+    const state: PairSocketState = { following: new Set(), from: new Map(), sockets: null };
+    socket.data.state.set(STATE, state);
+    let set = this.members.get(me.id);
+    if (!set) this.members.set(me.id, (set = new Set()));
+    set.add(socket);
+    try {
+      for (const roomId of await this.pair.roomIds(me.id)) {
+        if (state.from.has(roomId)) continue;
+        state.from.set(roomId, await this.kernel.relay.resumePoint(this.pair.rooms.key(roomId), undefined));
+      }
+    } catch (error) {
+      this.forget(socket);
+      throw error;
+    }
+  }
+
+  connected(socket: AppSocket, sockets: SocketRelay): void {
+    const state = this.state(socket);
+    if (!state) return;
+    state.sockets = sockets;
+    for (const [roomId, from] of state.from) this.follow(socket, state, roomId, from);
+    state.from.clear();
+  }
+
+  forget(socket: AppSocket): void {
+    const me = socket.data.principal;
+    const set = this.members.get(me.id);
+    set?.delete(socket);
+    if (set?.size === 0) this.members.delete(me.id);
+  }
+
+  private receive(event: PairRoomsEvent): void {
+    for (const member of event.members) {
+      for (const socket of this.members.get(member) ?? []) {
+        const state = this.state(socket);
+        if (!state) continue;
+        const key = this.pair.rooms.key(event.roomId);
+        if (event.type === "closed") {
+          state.from.delete(event.roomId);
+          if (state.following.delete(key)) state.sockets?.unfollow(socket, key).catch(() => undefined);
+        } else if (state.sockets) {
+          // A new room: from its very start, so nothing posted before this arrived is missed.
+          this.follow(socket, state, event.roomId, "0");
+        } else if (!state.from.has(event.roomId)) {
+          state.from.set(event.roomId, "0");
+        }
+      }
+    }
+  }
+
+  private follow(socket: AppSocket, state: PairSocketState, roomId: string, from: ResumePoint | string): void {
+    const key = this.pair.rooms.key(roomId);
+    if (state.following.has(key) || !state.sockets) return;
+    state.following.add(key);
+    const present = (message: StreamItem) => ({ ...message, room_id: roomId });
+    state.sockets.follow(socket, key, "pair:message", from, undefined, present).catch((error: unknown) => {
+      this.kernel.log.error({ err: error }, "could not relay a pair room to a socket");
+      socket.disconnect(true);
+    });
+  }
+
+  private state(socket: AppSocket): PairSocketState | undefined {
+    return socket.data.state.get(STATE) as PairSocketState | undefined;
+  }
+}
+
+/** pair:signal {roomId, data}: relayed to the other member's sockets; and the rooms followed as above. */
+export function pairSocketFace(pair: PairService, kernel: Kernel, followers: PairFollowers): SocketFace {
   return {
+    handshake: (socket) => followers.handshake(socket),
+    onConnect: (socket, sockets) => followers.connected(socket, sockets),
+    onDisconnect: (socket) => {
+      if (asPair(socket.data.principal)) followers.forget(socket);
+    },
     handlers: [
       socketHandler({
         event: "pair:signal",
         summary: "Relay signaling data to the other member of a pair room",
         schema: PairSignalPayload,
         async handle(socket, { roomId, data }) {
-          const me = socket.data.principal;
-          if (me.kind !== PAIR_PRINCIPAL) throw notFound("No such pair room.");
+          const me = asPair(socket.data.principal);
+          if (!me) throw notFound("No such pair room.");
           checkSignalSize(data);
           const room = await pair.room(me, roomId);
-          const self = await pair.user(me.id);
           const other = room.a_id === me.id ? room.b_id : room.a_id;
           const delivered = await kernel.sockets.emit(principalRoom({ kind: PAIR_PRINCIPAL, id: other }), "pair:signal", {
-            roomId, from: { publicId: self?.public_id.trim(), username: me.name }, data,
+            roomId,
+            from: { publicId: me.publicId, username: me.name },
+            data,
           });
           return { delivered };
         },
       }),
+    ],
+    emits: [
+      { event: "pair:incoming_call", summary: "Someone connected to you: their room with you", schema: PairIncomingCallSchema },
+      { event: "pair:message", summary: "A message in one of your pair rooms (all followed from connecting; ordered, none missed)", schema: PairMessageSchema },
+      { event: "pair:signal", summary: "Signaling data from the other member of a pair room", schema: PairSignalSchema },
     ],
   };
 }
