@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { conflict, notFound } from "../../core/errors";
+import { conflict, DomainError, notFound } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
-import type { UserDeletedHook } from "../../core/module";
+import type { DeletedUser } from "../../core/module";
 import type { AccountsService } from "../accounts";
 import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
 
@@ -164,8 +164,8 @@ export class RoomsService {
     return false;
   }
 
-  /** A deleted user leaves every room, passing on hosting; rooms left empty close. */
-  readonly leaveAllRooms: UserDeletedHook = async (manager, user) => {
+  /** A deleted user leaves every room, passing on hosting; rooms left empty close. Returns the rooms' guids. */
+  async leaveAllRooms(manager: EntityManager, user: DeletedUser): Promise<string[]> {
     // Locked in one order, so deletions of users who share rooms cannot deadlock.
     const rooms: Array<{ guid: string }> = await manager.query(
       `SELECT r.guid FROM rooms r JOIN room_participants p ON p.room_guid = r.guid
@@ -173,7 +173,18 @@ export class RoomsService {
       [user.id],
     );
     for (const room of rooms) await this.leaveRoom(manager, room.guid, user.id);
-  };
+    return rooms.map((room) => room.guid);
+  }
+
+  /** The room, or null when there is none (any more). */
+  async find(guid: string): Promise<Room | null> {
+    try {
+      return await this.get(guid);
+    } catch (error) {
+      if (error instanceof DomainError && error.status === 404) return null;
+      throw error;
+    }
+  }
 
   /** Usernames per room, longest-present first, in one query. */
   private async participantsOf(guids: string[]): Promise<Map<string, string[]>> {
