@@ -25,6 +25,7 @@ interface RoomRow {
 }
 
 const SEQ = /^[0-9]{1,18}$/;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Conference rooms: a host, participants in the order they joined, and a capacity.
@@ -62,10 +63,10 @@ export class RoomsService {
   }
 
 
-  /** All rooms (or those `member` is in), newest first. */
+  /** All rooms by guid (or those `member` is in, in join order). */
   async list(member: string | undefined, limit: number, cursor?: string): Promise<Page<Room>> {
     if (member !== undefined) return this.roomsOf(member, limit, cursor);
-    const after = cursor === undefined ? null : decodeCursor(cursor, 1, SEQ)[0];
+    const after = cursor === undefined ? null : decodeCursor(cursor, 1, GUID)[0];
     const rows: RoomRow[] = await this.dataSource.query(
       `SELECT r.guid, r.name, r.capacity, h.username AS host, r.created_at, r.guid::text AS seq
          FROM rooms r JOIN users h ON h.id = r.host_id
