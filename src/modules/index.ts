@@ -15,7 +15,7 @@ export const MODULES: ModuleDefinition[] = [
   messagingModule,
   chatModule,
   lobbyModule,
-  roomsModule,
   pairModule,
+  roomsModule,
   videosModule,
 ];

@@ -2,8 +2,15 @@ import { belowThreshold } from "./backpressure";
 import type { AppSocket } from "./socket-server";
 import type { ResumePoint, StreamItem, StreamRelay } from "./stream-relay";
 
+type RoomAdapter = AppSocket["nsp"]["adapter"];
+
 /** Relays streams to sockets, and cuts off sockets that stop reading. */
 export class SocketRelay {
+  /** Per socket: stream key → the Socket.IO room whose leaving stops it (`follow`'s `whileIn`). */
+  private readonly ties = new WeakMap<AppSocket, Map<string, string>>();
+  /** Adapters already watched for sockets leaving rooms (a new one replaces it when Redis is set up). */
+  private readonly watched = new WeakSet<RoomAdapter>();
+
   constructor(
     private readonly relay: StreamRelay,
     private readonly bufferLimitBytes: number,
@@ -12,8 +19,11 @@ export class SocketRelay {
   /**
    * Starts (or restarts, replaying after `after`: a message id, or a position already
    * read) relaying a stream to the socket as `event`. `check` (may the socket follow it?) runs in turn with the socket's other
-   * changes to that stream, so they apply in the order the client asked. `present`, when
-   * given, shapes each item before it is emitted (a pair room adds its room_id).
+   * changes to that stream, so they apply in the order the client asked.
+   * `options.present`, when given, shapes each item before it is emitted (a pair room adds
+   * its room_id). With `options.whileIn` (a Socket.IO room the socket is in), relaying stops
+   * as soon as the socket leaves that room, however it is made to: `SocketDelivery.leave`
+   * does so on every process.
    */
   follow(
     socket: AppSocket,
@@ -21,8 +31,9 @@ export class SocketRelay {
     event: string,
     after?: string | ResumePoint,
     check?: () => Promise<void>,
-    present?: (item: StreamItem) => object,
+    options: { present?: (item: StreamItem) => object; whileIn?: string } = {},
   ): Promise<void> {
+    const { present, whileIn } = options;
     return this.change(socket, key, async () => {
       await check?.();
       const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
@@ -32,8 +43,9 @@ export class SocketRelay {
         signal: socket.data.gone.signal,
         ready: () => this.ready(socket),
       });
-      if (socket.disconnected) stop();
-      else socket.data.streams.set(key, stop);
+      if (socket.disconnected || (whileIn !== undefined && !socket.rooms.has(whileIn))) return stop();
+      socket.data.streams.set(key, stop);
+      if (whileIn !== undefined) this.tie(socket, key, whileIn);
     });
   }
 
@@ -50,6 +62,23 @@ export class SocketRelay {
   private stop(socket: AppSocket, key: string): void {
     socket.data.streams.get(key)?.();
     socket.data.streams.delete(key);
+    this.ties.get(socket)?.delete(key);
+  }
+
+  private tie(socket: AppSocket, key: string, room: string): void {
+    let ties = this.ties.get(socket);
+    if (!ties) this.ties.set(socket, (ties = new Map()));
+    ties.set(key, room);
+    const adapter = socket.nsp.adapter;
+    if (this.watched.has(adapter)) return;
+    this.watched.add(adapter);
+    // One listener per adapter, not per socket: the adapter says who left which room.
+    adapter.on("leave-room", (left: string, id: string) => {
+      const gone = adapter.nsp.sockets.get(id) as AppSocket | undefined;
+      const tied = gone && this.ties.get(gone);
+      if (!tied) return;
+      for (const [tiedKey, tiedRoom] of tied) if (tiedRoom === left) void this.unfollow(gone, tiedKey);
+    });
   }
 
   /** Runs the change after those already queued for the same stream on this socket. */

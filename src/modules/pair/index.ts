@@ -36,4 +36,4 @@ export const pairModule = defineModule<PairService>({
   },
 });
 
-export { PAIR_PRINCIPAL } from "./pair.service";
+export { PAIR_PRINCIPAL, asPair } from "./pair.service";

@@ -105,7 +105,7 @@ export class PairFollowers {
     if (state.following.has(key) || !state.sockets) return;
     state.following.add(key);
     const present = (message: StreamItem) => ({ ...message, room_id: roomId });
-    state.sockets.follow(socket, key, "pair:message", from, undefined, present).catch((error: unknown) => {
+    state.sockets.follow(socket, key, "pair:message", from, undefined, { present }).catch((error: unknown) => {
       this.kernel.log.error({ err: error }, "could not relay a pair room to a socket");
       socket.disconnect(true);
     });

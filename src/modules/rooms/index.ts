@@ -1,6 +1,8 @@
 import { defineModule } from "../../core/module";
+import type { Principal } from "../../core/principal";
 import { accountsModule } from "../accounts";
 import { messagingModule } from "../messaging";
+import { asPair } from "../pair";
 import { Rooms1763700003000 } from "./migrations/1763700003000-rooms";
 import { registerRoomsRoutes } from "./rooms.routes";
 import { RoomsService } from "./rooms.service";
@@ -13,12 +15,21 @@ export const roomsModule = defineModule<RoomsService>({
   create(kernel, use) {
     const { accounts } = use(accountsModule);
     const rooms = new RoomsService(kernel.dataSource, accounts, use(messagingModule));
+    const notify = notifier(kernel);
+    // TURN usernames name a pair identity by its publicId, as API.md says.
+    const turnName = async (principal: Principal) => asPair(principal)?.publicId ?? principal.name;
     return {
       exports: rooms,
       streams: [rooms.chat.source],
-      routes: (api) => registerRoomsRoutes(api, rooms, kernel.config, notifier(kernel, accounts)),
+      routes: (api) => registerRoomsRoutes(api, rooms, kernel.config, notify, turnName),
       socket: roomsSocketFace(kernel, rooms, accounts),
-      onUserDeleted: rooms.leaveAllRooms,
+      async onUserDeleted(manager, user) {
+        const left = await rooms.leaveAllRooms(manager, user);
+        // After the commit, as for any leave: the rooms' sockets see who is left.
+        return async () => {
+          for (const guid of left) await notify(guid, await rooms.find(guid), user.id);
+        };
+      },
     };
   },
 });

@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import type { Config } from "../../config";
+import type { Principal } from "../../core/principal";
 import { conflict, notFound } from "../../core/errors";
 import type { Api } from "../../http/api";
 import { PageQuerySchema } from "../../http/schemas";
@@ -11,9 +12,9 @@ import { CreateRoomBody, RoomListQuery, RoomPageSchema, RoomParams, RoomParticip
 import type { Room, RoomsService } from "./rooms.service";
 
 const tags = ["Conference rooms"];
-type Notify = (guid: string, room: Room | null, left?: string) => Promise<void>;
+type Notify = (guid: string, room: Room | null, leftId?: string) => Promise<void>;
 
-export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Config, notify: Notify): void {
+export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Config, notify: Notify, turnName: (principal: Principal) => Promise<string>): void {
   api.route(
     {
       method: "get", path: "/users/:username/rooms", summary: "The conference rooms a user is in", tags: ["Accounts", "Conference rooms"], auth: "none",
@@ -56,7 +57,7 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     async ({ auth, params, res }) => {
       const user = asUser(auth);
       const room = await rooms.leave(params.guid, user.id, user.name);
-      await notify(params.guid, room, user.name);
+      await notify(params.guid, room, user.id);
       if (room) res.json(room);
       else res.status(204).end();
     },
@@ -79,14 +80,16 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     { method: "delete", path: "/rooms/:guid/participants/:username", summary: "Remove a participant", tags, auth: "required", params: RoomParticipantParams, responses: { 200: { description: "The room", schema: RoomSchema }, 403: "Not the host", 404: "No such room or participant", 409: "The host cannot remove themself" } },
     async ({ auth, params, res }) => {
       const user = asUser(auth);
+      let removedId = "";
       const room = await rooms.locked(params.guid, async (m, room) => {
         roomsPolicy.authorize(user, "manage", room);
         if (params.username === user.name) throw conflict("The host cannot remove themself; leave instead.");
         if (!room.participants.includes(params.username)) throw notFound(`${params.username} is not in this room.`);
-        await rooms.leaveRoom(m, params.guid, await rooms.userId(m, params.username));
+        removedId = await rooms.userId(m, params.username);
+        await rooms.leaveRoom(m, params.guid, removedId);
         return rooms.get(params.guid, m);
       });
-      await notify(params.guid, room, params.username);
+      await notify(params.guid, room, removedId);
       res.json(room);
     },
   );
@@ -119,10 +122,11 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     { method: "get", path: "/rtc/ice-servers", summary: "STUN/TURN servers for WebRTC", tags, auth: "required", responses: { 200: { description: "ICE servers", schema: z.object({ ice_servers: z.array(z.any()), ttl_seconds: z.number() }) } } },
     async ({ auth, res }) => {
       const expiry = Math.floor(Date.now() / 1000) + config.turnTtlSeconds;
+      const name = config.turnSecret ? await turnName(auth) : auth.name;
       const ice_servers = config.iceServers.map((server) => {
         const urls = Array.isArray(server.urls) ? server.urls : [server.urls];
         if (!config.turnSecret || !urls.some((u) => /^turns?:/.test(u))) return server;
-        const username = `${expiry}:${auth.name}`;
+        const username = `${expiry}:${name}`;
         return { ...server, username, credential: createHmac("sha1", config.turnSecret).update(username).digest("base64") };
       });
       res.json({ ice_servers, ttl_seconds: config.turnTtlSeconds });

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { conflict, notFound } from "../../core/errors";
+import { conflict, DomainError, notFound } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
-import type { UserDeletedHook } from "../../core/module";
+import type { DeletedUser } from "../../core/module";
 import type { AccountsService } from "../accounts";
 import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
 
@@ -25,6 +25,7 @@ interface RoomRow {
 }
 
 const SEQ = /^[0-9]{1,18}$/;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Conference rooms: a host, participants in the order they joined, and a capacity.
@@ -62,10 +63,10 @@ export class RoomsService {
   }
 
 
-  /** All rooms (or those `member` is in), newest first. */
+  /** All rooms by guid (or those `member` is in, in join order). */
   async list(member: string | undefined, limit: number, cursor?: string): Promise<Page<Room>> {
     if (member !== undefined) return this.roomsOf(member, limit, cursor);
-    const after = cursor === undefined ? null : decodeCursor(cursor, 1, SEQ)[0];
+    const after = cursor === undefined ? null : decodeCursor(cursor, 1, GUID)[0];
     const rows: RoomRow[] = await this.dataSource.query(
       `SELECT r.guid, r.name, r.capacity, h.username AS host, r.created_at, r.guid::text AS seq
          FROM rooms r JOIN users h ON h.id = r.host_id
@@ -164,8 +165,8 @@ export class RoomsService {
     return false;
   }
 
-  /** A deleted user leaves every room, passing on hosting; rooms left empty close. */
-  readonly leaveAllRooms: UserDeletedHook = async (manager, user) => {
+  /** A deleted user leaves every room, passing on hosting; rooms left empty close. Returns the rooms' guids. */
+  async leaveAllRooms(manager: EntityManager, user: DeletedUser): Promise<string[]> {
     // Locked in one order, so deletions of users who share rooms cannot deadlock.
     const rooms: Array<{ guid: string }> = await manager.query(
       `SELECT r.guid FROM rooms r JOIN room_participants p ON p.room_guid = r.guid
@@ -173,7 +174,18 @@ export class RoomsService {
       [user.id],
     );
     for (const room of rooms) await this.leaveRoom(manager, room.guid, user.id);
-  };
+    return rooms.map((room) => room.guid);
+  }
+
+  /** The room, or null when there is none (any more). */
+  async find(guid: string): Promise<Room | null> {
+    try {
+      return await this.get(guid);
+    } catch (error) {
+      if (error instanceof DomainError && error.status === 404) return null;
+      throw error;
+    }
+  }
 
   /** Usernames per room, longest-present first, in one query. */
   private async participantsOf(guids: string[]): Promise<Map<string, string[]>> {

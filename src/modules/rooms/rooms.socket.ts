@@ -8,13 +8,16 @@ import type { Room, RoomsService } from "./rooms.service";
 
 export const conferenceRoom = (guid: string) => `conference:${guid}`;
 
-/** After a committed change: `room:updated` to the room's sockets; those who left stop getting it. */
-export function notifier(kernel: Kernel, accounts: AccountsService) {
-  return async (guid: string, room: Room | null, left?: string): Promise<void> => {
+/**
+ * After a committed change: `room:updated` to the room's sockets, on every process; then
+ * the sockets of the user who left (`leftId`), or all of them when the room closed, leave
+ * its channel, which stops their room chat too (see room:subscribe).
+ */
+export function notifier(kernel: Kernel) {
+  return async (guid: string, room: Room | null, leftId?: string): Promise<void> => {
     if (room) await kernel.sockets.emit(conferenceRoom(guid), "room:updated", room);
-    const user = left ? await accounts.findByUsername(kernel.dataSource.manager, left) : null;
-    if (user) kernel.sockets.leave(principalRoom({ kind: USER_PRINCIPAL, id: user.id }), conferenceRoom(guid));
     if (!room) kernel.sockets.leave(conferenceRoom(guid), conferenceRoom(guid));
+    else if (leftId) kernel.sockets.leave(principalRoom({ kind: USER_PRINCIPAL, id: leftId }), conferenceRoom(guid));
   };
 }
 
@@ -27,12 +30,24 @@ export function roomsSocketFace(kernel: Kernel, rooms: RoomsService, accounts: A
         schema: RoomSubscribePayload,
         async handle(socket, { guid, after }, sockets) {
           const user = asUser(socket.data.principal);
-          let room: Room | undefined;
-          await sockets.follow(socket, rooms.chat.key(guid), "room:message", after, async () => {
-            room = await rooms.get(guid);
+          const allowed = async () => {
+            const room = await rooms.get(guid);
             roomsPolicy.authorize(user, "take_part", room);
-          });
+            return room;
+          };
+          let room = await allowed();
+          // In the room's channel before following its chat: leaving the channel (on any
+          // process) is what stops the chat, so a participant who leaves gets nothing more.
           await socket.join(conferenceRoom(guid));
+          try {
+            await sockets.follow(socket, rooms.chat.key(guid), "room:message", after, undefined, { whileIn: conferenceRoom(guid) });
+            // A leave that committed while this socket was joining missed it: look again.
+            room = await allowed();
+          } catch (error) {
+            await socket.leave(conferenceRoom(guid));
+            await sockets.unfollow(socket, rooms.chat.key(guid));
+            throw error;
+          }
           return { room };
         },
       }),
