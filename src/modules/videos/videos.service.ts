@@ -1,6 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { LRUCache } from "lru-cache";
 import type { DataSource } from "typeorm";
 import { DomainError, notFound } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
@@ -16,7 +17,23 @@ const VIDEO_MIME = /^video\/|^application\/(x-matroska|webm|quicktime)$/;
 
 /** Personal videos: rows in the database, files in UPLOADS_DIR. Never sees req/res. */
 export class VideosService {
+  /**
+   * Videos looked up for signed stream URLs, so seeking does not cost a query per range.
+   * Safe to keep: a file name is never reused and the stream stats the file every time,
+   * so a video deleted (by any process) is 404 as soon as its file is gone.
+   */
+  private readonly located = new LRUCache<string, VideoEntity>({ max: 10_000, ttl: 60_000 });
+
   constructor(private readonly dataSource: DataSource, readonly uploadsDir: string, private readonly secret: string) {}
+
+  /** A video by id for a signed stream URL (the signature already proved access). */
+  async locate(id: string): Promise<VideoEntity> {
+    const cached = this.located.get(id);
+    if (cached) return cached;
+    const video = await this.get(null, id);
+    this.located.set(id, video);
+    return video;
+  }
 
   get tempDir() { return path.join(this.uploadsDir, ".tmp"); }
   filePath(video: VideoEntity) { return path.join(this.uploadsDir, video.fileName); }
@@ -86,6 +103,7 @@ export class VideosService {
   async delete(ownerId: string, id: string): Promise<void> {
     const video = await this.get(ownerId, id);
     await this.dataSource.getRepository(VideoEntity).delete({ id });
+    this.located.delete(id);
     await fs.promises.rm(this.filePath(video), { force: true });
   }
 
