@@ -15,14 +15,34 @@ const box = (type: string, body: Buffer) => {
   head.write(type, 4, "latin1");
   return Buffer.concat([head, body]);
 };
-/** ftyp + moov/mvhd (timescale 1000, duration 2500 → 2.5 s), padded. */
-function tinyMp4(): Buffer {
-  const ftyp = box("ftyp", Buffer.concat([Buffer.from("isom"), Buffer.alloc(4), Buffer.from("isomiso2mp41")]));
+/** ftyp (brand `isom` is MP4, `qt  ` QuickTime) + moov/mvhd (timescale 1000, duration in ms; none without), padded. */
+function tinyMp4(brand = "isom", durationMs: number | null = 2500): Buffer {
+  const ftyp = box("ftyp", Buffer.concat([Buffer.from(brand), Buffer.alloc(4), Buffer.from(brand)]));
   const mvhd = Buffer.alloc(100);
   mvhd.writeUInt32BE(1000, 12);
-  mvhd.writeUInt32BE(2500, 16);
+  mvhd.writeUInt32BE(durationMs ?? 0, 16);
   mvhd.writeUInt32BE(0x00010000, 20);
-  return Buffer.concat([ftyp, box("moov", box("mvhd", mvhd)), box("free", Buffer.alloc(1000, 7))]);
+  return Buffer.concat([ftyp, ...(durationMs !== null ? [box("moov", box("mvhd", mvhd))] : []), box("free", Buffer.alloc(1000, 7))]);
+}
+
+/** An EBML element: id, size as an 8-byte vint, body. */
+const ebml = (id: string, body: Buffer) => {
+  const size = Buffer.alloc(8);
+  size[0] = 0x01;
+  size.writeUIntBE(body.length, 2, 6);
+  return Buffer.concat([Buffer.from(id, "hex"), size, body]);
+};
+const uint = (n: number, bytes: number) => { const b = Buffer.alloc(bytes); b.writeUIntBE(n, 0, bytes); return b; };
+/** EBML header (DocType webm) + Segment/Info (TimecodeScale 1 ms, Duration in ms when given) + one VP8 track. */
+function tinyWebm(durationMs: number | null): Buffer {
+  const header = ebml("1a45dfa3", Buffer.concat([ebml("4286", uint(1, 1)), ebml("42f7", uint(1, 1)), ebml("42f2", uint(4, 1)), ebml("42f3", uint(8, 1)),
+    ebml("4282", Buffer.from("webm")), ebml("4287", uint(4, 1)), ebml("4285", uint(2, 1))]));
+  const duration = Buffer.alloc(8);
+  duration.writeDoubleBE(durationMs ?? 0);
+  const info = ebml("1549a966", Buffer.concat([ebml("2ad7b1", uint(1_000_000, 3)), ...(durationMs !== null ? [ebml("4489", duration)] : []),
+    ebml("4d80", Buffer.from("test")), ebml("5741", Buffer.from("test"))]));
+  const tracks = ebml("1654ae6b", ebml("ae", Buffer.concat([ebml("d7", uint(1, 1)), ebml("83", uint(1, 1)), ebml("86", Buffer.from("V_VP8"))])));
+  return Buffer.concat([header, ebml("18538067", Buffer.concat([info, tracks]))]);
 }
 
 const auth = (u: { token: string }) => ({ Authorization: `Bearer ${u.token}` });
@@ -62,6 +82,28 @@ describe("videos", () => {
     expect(patched.body).toMatchObject({ title: "My clip", description: "hi" });
     expect((await t.http.delete(`/videos/${id}`).set(auth(bob))).status).toBe(404);
     expect((await t.http.delete(`/videos/${id}`).set(auth(alice))).status).toBe(204);
+    expect(files()).toHaveLength(0);
+  });
+
+  it("reads the type by content and the duration from MP4, QuickTime and WebM; no duration when unknown", async () => {
+    const cases: [Buffer, string, string, number | undefined][] = [
+      [tinyMp4("isom", 2500), "a.bin", "video/mp4", 2.5],
+      [tinyMp4("qt  ", 4000), "a.mp4", "video/quicktime", 4],
+      [tinyMp4("isom", null), "a.mp4", "video/mp4", undefined],
+      [tinyWebm(3200), "a.mp4", "video/webm", 3.2],
+      [tinyWebm(null), "a.webm", "video/webm", undefined],
+    ];
+    for (const [file, name, mime, duration] of cases) {
+      const res = await upload(file, name);
+      expect(res.status).toBe(201);
+      expect(res.body.mime_type).toBe(mime);
+      if (duration === undefined) expect(res.body).not.toHaveProperty("duration");
+      else expect(res.body.duration).toBeCloseTo(duration, 3);
+      expect((await t.http.get(`/videos/${res.body.id}`).set(auth(alice))).body.duration).toBe(res.body.duration);
+      expect((await t.http.delete(`/videos/${res.body.id}`).set(auth(alice))).status).toBe(204);
+    }
+    // A text file whatever its name says.
+    for (const name of ["notes.mp4", "notes.webm", "notes.mov"]) expect((await upload(Buffer.from("just some text, honestly\n".repeat(20)), name)).status).toBe(415);
     expect(files()).toHaveLength(0);
   });
 

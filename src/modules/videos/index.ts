@@ -22,7 +22,7 @@ export const videosModule = defineModule<VideosService>({
       exports: videos,
       routes: (api) => registerVideoRoutes(api, videos, { publicUrl: config.publicUrl, maxUploadBytes: config.maxUploadBytes, ttlSeconds: config.streamUrlTtlSeconds, authenticators }),
       onUserDeleted: videos.onUserDeleted,
-      start: () => videos.sweep(),
+      start: async () => { await videos.sweep(); },
     };
   },
 });

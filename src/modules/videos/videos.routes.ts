@@ -94,7 +94,7 @@ export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRou
       let video: VideoEntity;
       if (query.sig !== undefined || query.expires !== undefined) {
         if (!query.sig || !query.expires || !videos.verify(params.id, query.expires, query.sig)) throw forbidden("The stream URL is expired or invalid.");
-        video = await videos.get(null, params.id);
+        video = await videos.locate(params.id);
       } else {
         const principal = await o.authenticators.authenticate({ authorization: req.headers.authorization, headers: req.headers });
         video = await videos.get(asUser(principal).id, params.id);

@@ -1,6 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { LRUCache } from "lru-cache";
 import type { DataSource } from "typeorm";
 import { DomainError, notFound } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
@@ -10,11 +11,29 @@ import { VideoEntity } from "./video.entity";
 export interface Upload { tempPath: string; title: string; description?: string }
 export interface Owner { id: string; name: string }
 
+/** The advisory lock key of the start-up sweep (uploads take it shared). */
+const SWEEP_LOCK = 7630006;
 const VIDEO_MIME = /^video\/|^application\/(x-matroska|webm|quicktime)$/;
 
 /** Personal videos: rows in the database, files in UPLOADS_DIR. Never sees req/res. */
 export class VideosService {
+  /**
+   * Videos looked up for signed stream URLs, so seeking does not cost a query per range.
+   * Safe to keep: a file name is never reused and the stream stats the file every time,
+   * so a video deleted (by any process) is 404 as soon as its file is gone.
+   */
+  private readonly located = new LRUCache<string, VideoEntity>({ max: 10_000, ttl: 60_000 });
+
   constructor(private readonly dataSource: DataSource, readonly uploadsDir: string, private readonly secret: string) {}
+
+  /** A video by id for a signed stream URL (the signature already proved access). */
+  async locate(id: string): Promise<VideoEntity> {
+    const cached = this.located.get(id);
+    if (cached) return cached;
+    const video = await this.get(null, id);
+    this.located.set(id, video);
+    return video;
+  }
 
   get tempDir() { return path.join(this.uploadsDir, ".tmp"); }
   filePath(video: VideoEntity) { return path.join(this.uploadsDir, video.fileName); }
@@ -25,22 +44,27 @@ export class VideosService {
       const { fileTypeFromFile } = await import("file-type");
       const type = await fileTypeFromFile(upload.tempPath);
       if (!type || !VIDEO_MIME.test(type.mime)) throw new DomainError(415, "The file is not a video (checked by its content).");
-      const duration = await probeDuration(upload.tempPath);
+      const duration = await probeDuration(upload.tempPath, type.mime);
       const id = randomUUID();
       const fileName = `${id}.${type.ext}`;
       const size = (await fs.promises.stat(upload.tempPath)).size;
-      await fs.promises.rename(upload.tempPath, path.join(this.uploadsDir, fileName));
       const now = new Date();
       const video = this.dataSource.getRepository(VideoEntity).create({
         id, ownerId: owner.id, uploader: owner.name, title: upload.title, description: upload.description ?? null,
         mimeType: type.mime, size, duration, fileName, createdAt: now, updatedAt: now,
       });
-      try {
-        await this.dataSource.getRepository(VideoEntity).insert(video);
-      } catch (error) {
-        await fs.promises.rm(path.join(this.uploadsDir, fileName), { force: true });
-        throw error;
-      }
+      // Rename and insert under the shared side of the sweep's lock: a sweep in another
+      // process must not see the file before its row exists.
+      await this.dataSource.transaction(async (manager) => {
+        await manager.query(`SELECT pg_advisory_xact_lock_shared($1)`, [SWEEP_LOCK]);
+        await fs.promises.rename(upload.tempPath, path.join(this.uploadsDir, fileName));
+        try {
+          await manager.insert(VideoEntity, video);
+        } catch (error) {
+          await fs.promises.rm(path.join(this.uploadsDir, fileName), { force: true });
+          throw error;
+        }
+      });
       return video;
     } finally {
       await fs.promises.rm(upload.tempPath, { force: true });
@@ -79,6 +103,7 @@ export class VideosService {
   async delete(ownerId: string, id: string): Promise<void> {
     const video = await this.get(ownerId, id);
     await this.dataSource.getRepository(VideoEntity).delete({ id });
+    this.located.delete(id);
     await fs.promises.rm(this.filePath(video), { force: true });
   }
 
@@ -104,12 +129,17 @@ export class VideosService {
     return createHmac("sha256", this.secret).update(`${id}.${expires}`).digest("base64url");
   }
 
-  /** Start-up sweep: stale temp files, files no row names, rows whose file is gone. */
-  async sweep(): Promise<void> {
+  /**
+   * Start-up sweep: stale temp files, files no row names, rows whose file is gone. Under
+   * the exclusive side of an advisory lock (a real lock on Postgres; PGlite has one
+   * connection, so it cannot race): another process sweeping, or an upload being
+   * recorded, makes this sweep step aside rather than wait.
+   */
+  async sweep(): Promise<boolean> {
     await fs.promises.mkdir(this.tempDir, { recursive: true });
-    await this.dataSource.transaction(async (manager) => {
-      const [{ locked }] = await manager.query(`SELECT pg_try_advisory_xact_lock(7630006) AS locked`);
-      if (!locked) return;
+    return this.dataSource.transaction(async (manager) => {
+      const [{ locked }] = await manager.query(`SELECT pg_try_advisory_xact_lock($1) AS locked`, [SWEEP_LOCK]);
+      if (!locked) return false;
       const hourAgo = Date.now() - 3600_000;
       for (const name of await fs.promises.readdir(this.tempDir)) {
         const file = path.join(this.tempDir, name);
@@ -122,17 +152,60 @@ export class VideosService {
       for (const name of files) if (!named.has(name)) await fs.promises.rm(path.join(this.uploadsDir, name), { force: true, recursive: true });
       const missing = rows.filter((r) => !files.has(r.fileName)).map((r) => r.id);
       if (missing.length) await manager.delete(VideoEntity, missing);
+      return true;
     });
   }
 }
 
-async function probeDuration(file: string): Promise<number | null> {
+/** Seconds, from music-metadata; for MP4/QuickTime without an audio track (which it ignores) from the movie header. */
+async function probeDuration(file: string, mime: string): Promise<number | null> {
+  let d: number | undefined;
   try {
     const { parseFile } = await import("music-metadata");
-    const meta = await parseFile(file, { duration: true, skipCovers: true });
-    const d = meta.format.duration;
-    return typeof d === "number" && Number.isFinite(d) && d > 0 ? d : null;
+    d = (await parseFile(file, { duration: true, skipCovers: true })).format.duration;
   } catch {
+    d = undefined;
+  }
+  if ((d === undefined || d <= 0) && /^video\/(mp4|quicktime)$/.test(mime)) d = (await movieHeaderDuration(file).catch(() => null)) ?? undefined;
+  return typeof d === "number" && Number.isFinite(d) && d > 0 ? d : null;
+}
+
+/** ISO BMFF: moov/mvhd duration ÷ timescale, walking box headers only (moov may sit at the end of a large file). */
+async function movieHeaderDuration(file: string): Promise<number | null> {
+  const fd = await fs.promises.open(file, "r");
+  try {
+    const size = (await fd.stat()).size;
+    const header = Buffer.alloc(32);
+    const read = async (at: number, n: number) => (await fd.read(header, 0, n, at)).bytesRead;
+    // The boxes between start and end: [type, body offset, body end].
+    const boxes = async function* (start: number, end: number) {
+      for (let at = start; at + 8 <= end; ) {
+        if ((await read(at, 16)) < 8) return;
+        let boxSize = header.readUInt32BE(0);
+        const type = header.toString("latin1", 4, 8);
+        let body = at + 8;
+        if (boxSize === 1) { boxSize = Number(header.readBigUInt64BE(8)); body = at + 16; }
+        else if (boxSize === 0) boxSize = end - at;
+        if (boxSize < body - at) return;
+        yield [type, body, Math.min(end, at + boxSize)] as const;
+        at += boxSize;
+      }
+    };
+    for await (const [type, body, end] of boxes(0, size)) {
+      if (type !== "moov") continue;
+      for await (const [inner, mvhd] of boxes(body, end)) {
+        if (inner !== "mvhd" || (await read(mvhd, 32)) < 32) continue;
+        const v1 = header[0] === 1;
+        const timescale = header.readUInt32BE(v1 ? 20 : 12);
+        const duration = v1 ? Number(header.readBigUInt64BE(24)) : header.readUInt32BE(16);
+        // All ones: "unknown" in ISO 14496-12.
+        if (!timescale || !duration || (!v1 && duration === 0xffffffff)) return null;
+        return duration / timescale;
+      }
+      return null;
+    }
     return null;
+  } finally {
+    await fd.close();
   }
 }
