@@ -65,6 +65,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     rateLimits,
     eventStreams,
     sockets,
+    failedCredentials,
     credentialLimiter: createCredentialRateLimiter(config.rateLimitAuthPerMinute, rateLimits.create("credentials")),
     userDeletedHooks: () => modules.flatMap((m) => (m.onUserDeleted ? [m.onUserDeleted] : [])),
   };

@@ -193,3 +193,32 @@ test("Socket.IO face: signed in as the token's user", async () => {
   socket.close();
   plain.close();
 });
+
+test("a login follows its account: demotion takes admin rights at once, promotion gives them back, password change and deletion close it", async () => {
+  const other = await registerUser(t);
+  expect((await t.http.patch(`/users/${other.username}`).set("Authorization", ADMIN).send({ user_type: "admin" })).status).toBe(200);
+  const c = await Client.login(other.username, other.password);
+  const added = await c.ask({ $type: "add_table", after_id: -1, table: table("mine") });
+  expect(added.$type).toBe("table_added");
+  expect((await t.http.patch(`/users/${other.username}`).set("Authorization", ADMIN).send({ user_type: "user" })).status).toBe(200);
+  expect(await c.ask({ $type: "remove_table", id: added.table.id })).toEqual({ $type: "not_authorized" });
+  expect(await c.ask({ $type: "subscribe_tables" })).toMatchObject({ $type: "table_list" });
+  expect((await t.http.patch(`/users/${other.username}`).set("Authorization", ADMIN).send({ user_type: "admin" })).status).toBe(200);
+  // The type is read again on the change event; give the read a moment.
+  await new Promise((r) => setTimeout(r, 200));
+  expect(await c.ask({ $type: "remove_table", id: added.table.id })).toMatchObject({ $type: "table_removed" });
+
+  const changed = await t.http
+    .patch(`/users/${other.username}`)
+    .set("Authorization", `Bearer ${other.token}`)
+    .send({ password: "a new password", current_password: other.password });
+  expect(changed.status).toBe(200);
+  expect(await c.waitClosed()).toBe(1008);
+
+  const again = await Client.login(other.username, "a new password");
+  expect((await t.http.patch(`/users/${other.username}`).set("Authorization", ADMIN).send({ user_type: "user" })).status).toBe(200);
+  expect((await t.http.delete(`/users/${other.username}`).set("Authorization", ADMIN)).status).toBe(204);
+  expect(await again.waitClosed()).toBe(1008);
+  const gone = await Client.open();
+  expect(await gone.ask({ $type: "login", username: other.username, password: "a new password" })).toEqual({ $type: "login_failed" });
+});

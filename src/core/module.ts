@@ -7,7 +7,7 @@ import type { ZodType, z } from "zod";
 import type { Config } from "../config";
 import type { Api } from "../http/api";
 import type { HttpAuthenticator } from "../http/auth-context";
-import type { RateLimitStores } from "../http/rate-limit";
+import type { FailedCredentialLimiter, RateLimitStores } from "../http/rate-limit";
 import type { Logger } from "../logger";
 import type { Bus } from "../realtime/bus";
 import type { Connections } from "../realtime/connections";
@@ -31,6 +31,8 @@ export interface Kernel {
   rateLimits: RateLimitStores;
   /** The per-client limit every credential route shares (login, register, pair identities). */
   credentialLimiter: RequestHandler;
+  /** The per-address budget of wrong passwords presented outside the login route (HTTP Basic, `current_password`, the lobby's login). */
+  failedCredentials: FailedCredentialLimiter;
   /** Server-Sent Events responses. */
   eventStreams: EventStreams;
   /** Throwaway Socket.IO events to a room's sockets on every process (signaling); see `principalRoom`. */

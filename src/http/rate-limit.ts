@@ -63,9 +63,9 @@ export function createCredentialRateLimiter(perMinute: number, store: Store): Re
  */
 export interface FailedCredentialLimiter {
   /** Counts an attempt, or throws 429 when the client is over its limit. */
-  attempt(req: Request): Promise<{ forgive(): Promise<void> }>;
+  attempt(req: Pick<Request, "ip">): Promise<{ forgive(): Promise<void> }>;
   /** Throws 429 when the client is over its limit, counting nothing (credentials verified lately). */
-  check(req: Request): Promise<void>;
+  check(req: Pick<Request, "ip">): Promise<void>;
 }
 
 const NOTHING_TO_FORGIVE = { forgive: async () => undefined };
@@ -78,7 +78,7 @@ export async function createFailedCredentialLimiter(perMinute: number, store: St
   await store.init?.({ windowMs: WINDOW_MS } as Options);
   // Like the login limiter: when the store fails, serve rather than refuse everyone.
   const tolerate = (error: unknown) => log.warn({ err: error }, "failed-credential limiter store failed");
-  const keyOf = (req: Request) => ipKeyGenerator(req.ip ?? "unknown");
+  const keyOf = (req: Pick<Request, "ip">) => ipKeyGenerator(req.ip ?? "unknown");
   return {
     async check(req) {
       let info: ClientRateLimitInfo | undefined;

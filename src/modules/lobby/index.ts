@@ -12,8 +12,8 @@ export const lobbyModule = defineModule<LobbyService>({
   migrations: [Lobby1763700005000],
   create(kernel, use) {
     const { accounts, sessions } = use(accountsModule);
-    const lobby = new LobbyService(kernel.dataSource, kernel.relay, accounts, sessions, kernel.log);
-    const door = new LobbyWebSocketDoor(lobby, kernel.relay, kernel.connections, kernel.log);
+    const lobby = new LobbyService(kernel.dataSource, kernel.relay, accounts, sessions, kernel.log, kernel.failedCredentials);
+    const door = new LobbyWebSocketDoor(lobby, kernel.relay, kernel.connections, kernel.log, kernel.config.trustProxy);
     return {
       exports: lobby,
       streams: [lobby.source],

@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { DomainError } from "../../core/errors";
+import type { FailedCredentialLimiter } from "../../http/rate-limit";
 import type { Logger } from "../../logger";
 import type { StreamRelay, StreamSource } from "../../realtime/stream-relay";
 import type { AccountsExports, AccountsService, UserEntity } from "../accounts";
@@ -58,12 +59,20 @@ export class LobbyService {
     private readonly accounts: AccountsService,
     private readonly sessions: SessionService,
     private readonly log: Logger,
+    private readonly failedCredentials: FailedCredentialLimiter,
   ) {}
 
-  /** The user when the password is theirs, else null (the same for an unknown user). */
-  async checkLogin(username: string, password: string): Promise<UserEntity | null> {
+  /**
+   * The user when the password is theirs, else null (the same for an unknown user). A wrong
+   * password counts against the address's budget shared with HTTP Basic and
+   * `current_password`; over it, throws 429 without checking the password.
+   */
+  async checkLogin(username: string, password: string, address: string): Promise<UserEntity | null> {
+    const attempt = await this.failedCredentials.attempt({ ip: address });
     const user = await this.accounts.findByUsername(this.dataSource.manager, username);
-    return (await this.sessions.checkPassword(user, password)) ? user : null;
+    if (!(await this.sessions.checkPassword(user, password))) return null;
+    await attempt.forgive();
+    return user;
   }
 
   /** The account's current type (null when it is gone). */

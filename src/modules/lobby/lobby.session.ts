@@ -1,3 +1,4 @@
+import { DomainError } from "../../core/errors";
 import type { Principal } from "../../core/principal";
 import type { Connections } from "../../realtime/connections";
 import type { StreamRelay } from "../../realtime/stream-relay";
@@ -9,6 +10,8 @@ export interface SessionDoor {
   send(message: object): void;
   /** The login's credentials ended (a password change, a deletion): close the connection. */
   end(): void;
+  /** The client's address: where its wrong passwords are counted. */
+  address: string;
   log: { error(obj: object, msg: string): void };
 }
 
@@ -80,6 +83,8 @@ export class LobbySession {
       end: () => this.door.end(),
       changed: () => this.refresh(),
     });
+    // Changed (a demotion) while the password was being checked: read the type again.
+    if (this.connections.changedSince(principal, principal.checkedAt)) this.refresh();
   }
 
   /** The account changed: read its type again, so a demoted admin loses the rights at once. */
@@ -121,7 +126,14 @@ export class LobbySession {
 
   private async login(username: string, password: string): Promise<void> {
     const checkedAt = Date.now();
-    const user = await this.lobby.checkLogin(username, password);
+    let user;
+    try {
+      user = await this.lobby.checkLogin(username, password, this.door.address);
+    } catch (error) {
+      // Over the address's budget of wrong passwords: refused unchecked; the login (if any) stays.
+      if (error instanceof DomainError && error.status === 429) return this.send({ ...NOT_AUTHENTICATED, message: error.message });
+      throw error;
+    }
     if (!user) return this.send({ $type: "login_failed" });
     this.setPrincipal({ kind: USER_PRINCIPAL, id: user.id, name: user.username, sessionId: null, expiresAt: null, checkedAt, user });
     this.send({ $type: "login_successful", user_type: user.userType });

@@ -16,6 +16,7 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
       const session = new LobbySession(lobby, relay, connections, {
         send: (message) => socket.emit("lobby", message),
         end: () => socket.disconnect(true),
+        address: socket.handshake.address,
         log,
       });
       session.signIn(socket.data.principal);

@@ -32,6 +32,17 @@ function frameText(data: RawData): string | null {
   }
 }
 
+/** The client's address as Express' `req.ip` reads it with the same `trust proxy` (boolean or hop count). */
+function clientAddress(req: IncomingMessage, trustProxy: boolean | number): string {
+  const remote = req.socket.remoteAddress ?? "unknown";
+  if (trustProxy === false || trustProxy === 0) return remote;
+  const header = req.headers["x-forwarded-for"];
+  const forwarded = (Array.isArray(header) ? header.join(",") : (header ?? "")).split(",").map((a) => a.trim()).filter(Boolean);
+  // Nearest first: the socket's peer, then the proxies' entries from the right.
+  const chain = [remote, ...forwarded.reverse()];
+  return chain[Math.min(trustProxy === true ? chain.length - 1 : trustProxy, chain.length - 1)];
+}
+
 /** The lobby's own WebSocket door: `/lobby_api`, one JSON message per frame. */
 export class LobbyWebSocketDoor {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
@@ -45,8 +56,9 @@ export class LobbyWebSocketDoor {
     private readonly relay: StreamRelay,
     private readonly connections: Connections,
     private readonly log: Logger,
+    private readonly trustProxy: boolean | number,
   ) {
-    this.wss.on("connection", (ws) => this.connect(ws));
+    this.wss.on("connection", (ws: WebSocket, req: IncomingMessage) => this.connect(ws, clientAddress(req, this.trustProxy)));
   }
 
   readonly upgrade: Upgrade = {
@@ -76,7 +88,7 @@ export class LobbyWebSocketDoor {
     this.wss.close();
   }
 
-  private connect(ws: WebSocket): void {
+  private connect(ws: WebSocket, address: string): void {
     this.alive.add(ws);
     ws.on("pong", () => this.alive.add(ws));
     const session = new LobbySession(this.lobby, this.relay, this.connections, {
@@ -91,6 +103,7 @@ export class LobbyWebSocketDoor {
         ws.send(text);
       },
       end: () => ws.close(1008, "credentials ended"),
+      address,
       log: this.log,
     });
     const invalid: number[] = [];
