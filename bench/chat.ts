@@ -37,7 +37,7 @@ import {
 } from "./chat-shared";
 import { UsageError, sleep, log, elapsed, assertLoopback, freePort, postgresPids, CpuMeter } from "./lib/util";
 import { Cleanup, waitForExit, terminate } from "./lib/cleanup";
-import { startServer, ServerSampler, HealthProbe } from "./lib/server";
+import { startServer, serverEnvironment, ServerSampler, HealthProbe } from "./lib/server";
 import { createDatabase, createUsers, checkToken, Channel, createChannels } from "./lib/fixtures";
 
 // ---------------------------------------------------------------------------------------
@@ -348,29 +348,7 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   log(`created database ${databaseName}`);
 
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ["REDIS_URL", "PROCESSES", "PUBLIC_URL", "DATABASE_POOL_SIZE", "PGLITE_DATA_DIR", "JWT_TTL_SECONDS"]) delete env[name];
-  // The repository's ormconfig.json is not this run's: an empty one means the defaults.
-  const ormConfig = path.join(tmp, "ormconfig.json");
-  fs.writeFileSync(ormConfig, "{}\n");
-  Object.assign(env, {
-    NODE_ENV: "production",
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    DATABASE_URL: databaseUrl,
-    JWT_SECRET: secret,
-    LOG_LEVEL: "warn",
-    RATE_LIMIT_AUTH_PER_MINUTE: "0",
-    RATE_LIMIT_POSTS_PER_MINUTE: "0",
-    DATA_DIR: path.join(tmp, "data"),
-    UPLOADS_DIR: path.join(tmp, "uploads"),
-    ORMCONFIG: ormConfig,
-    SHUTDOWN_GRACE_SECONDS: "5",
-    REDIS_PREFIX: `convene-bench-${runId}:`,
-  });
-  if (options.redis) env.REDIS_URL = options.redisUrl;
-  if (options.processes !== null) env.PROCESSES = String(options.processes);
-  Object.assign(env, options.serverEnv);
+  const env = serverEnvironment({ tmp, port, databaseUrl, secret, runId, redisUrl: options.redis ? options.redisUrl : null, processes: options.processes, extra: options.serverEnv });
 
   const server = await startServer({ nodeArgs: options.serverNodeArgs, redisUrl: options.redis ? options.redisUrl : null }, env, port, cleanup);
   const sampler = new ServerSampler(server);
