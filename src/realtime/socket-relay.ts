@@ -3,7 +3,15 @@ import type { AppSocket } from "./socket-server";
 import type { ResumePoint, StreamRelay } from "./stream-relay";
 
 /** Relays streams to sockets, and cuts off sockets that stop reading. */
+/** Socket.IO's Client.writeToEngine (what its adapter's broadcast calls): typed private, stable since 4.0. */
+interface PreEncodedWriter {
+  writeToEngine(packet: string, options: { preEncoded: true; compress: boolean }): void;
+}
+
 export class SocketRelay {
+  /** The packet of the item relayed last: its listeners run one after another, so one entry serves them all. */
+  private lastPacket: { json: string; event: string; nsp: string; packet: string } | null = null;
+
   constructor(
     private readonly relay: StreamRelay,
     private readonly bufferLimitBytes: number,
@@ -19,7 +27,7 @@ export class SocketRelay {
       await check?.();
       const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
       this.stop(socket, key);
-      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, message), {
+      const stop = await this.relay.listen(key, (_message, json) => this.emitJson(socket, event, json), {
         from,
         signal: socket.data.gone.signal,
         ready: () => this.ready(socket),
@@ -58,6 +66,25 @@ export class SocketRelay {
   emit(socket: AppSocket, event: string, payload: object): void {
     if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
     socket.emit(event, payload);
+  }
+
+  /**
+   * As `emit`, for an item the relay already serialized: the Socket.IO packet is built
+   * once per item (not once per socket) and written as is, as Socket.IO's own broadcast
+   * does. Only plain JSON items (no binary), which is all a stream carries.
+   */
+  private emitJson(socket: AppSocket, event: string, json: string): void {
+    if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
+    // socket.emit drops a packet for a connection that is not open; so does this.
+    if (socket.conn.readyState !== "open") return;
+    const nsp = socket.nsp.name;
+    let last = this.lastPacket;
+    if (!last || last.json !== json || last.event !== event || last.nsp !== nsp) {
+      // socket.io-parser's encoding of an EVENT packet without an ack id.
+      const packet = `2${nsp === "/" ? "" : `${nsp},`}[${JSON.stringify(event)},${json}]`;
+      last = this.lastPacket = { json, event, nsp, packet };
+    }
+    (socket.client as unknown as PreEncodedWriter).writeToEngine(last.packet, { preEncoded: true, compress: true });
   }
 
   /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
