@@ -4,8 +4,10 @@
  * `serialization: "advanced"`, so Maps and typed arrays cross it as they are.
  */
 
-export type Phase = "warmup" | "steady";
-export const PHASES: readonly Phase[] = ["warmup", "steady"];
+/** "warmup", "steady", or "sweep-<deliveries per second>" for each rate of --rates. */
+export type Phase = string;
+
+export const isPhase = (p: unknown): p is Phase => p === "warmup" || p === "steady" || (typeof p === "string" && /^sweep-\d+$/.test(p));
 
 export type Via = "socket" | "rest";
 

@@ -9,6 +9,7 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { io, type Socket } from "socket.io-client";
 import {
   errorMessage,
+  isPhase,
   Samples,
   type AckReport,
   type FromWorker,
@@ -42,7 +43,7 @@ let workerId = -1;
 const clients = new Map<number, Client>();
 let stopping = false;
 
-const latencies: Record<Phase, Samples> = { warmup: new Samples(), steady: new Samples() };
+const latencies: Record<Phase, Samples> = {};
 const receivedByKey = new Map<string, number>();
 let received = 0;
 let duplicates = 0;
@@ -95,7 +96,7 @@ function onMessage(client: Client, message: unknown): void {
     foreign++;
     return;
   }
-  if (typeof body.k !== "string" || typeof body.t !== "number" || (body.p !== "warmup" && body.p !== "steady")) {
+  if (typeof body.k !== "string" || typeof body.t !== "number" || !isPhase(body.p)) {
     foreign++;
     return;
   }
@@ -120,7 +121,7 @@ function onMessage(client: Client, message: unknown): void {
   }
   received++;
   receivedByKey.set(body.k, (receivedByKey.get(body.k) ?? 0) + 1);
-  latencies[body.p].push(now - body.t);
+  (latencies[body.p] ??= new Samples()).push(now - body.t);
   if (body.p === "steady" && steadyStart !== null) {
     const second = Math.max(0, Math.floor((body.t - steadyStart) / 1000));
     steadyMaxBySecond[second] = Math.max(steadyMaxBySecond[second] ?? 0, now - body.t);
@@ -320,7 +321,7 @@ process.on("message", (raw: unknown) => {
           type: "result",
           workerId,
           receivedByKey,
-          latencies: { warmup: latencies.warmup.toArray(), steady: latencies.steady.toArray() },
+          latencies: Object.fromEntries(Object.entries(latencies).map(([phase, samples]) => [phase, samples.toArray()])),
           duplicates,
           foreign,
           misrouted,

@@ -35,9 +35,9 @@ import {
   type Via,
   type WorkerResult,
 } from "./chat-shared";
-import { UsageError, sleep, log, elapsed, assertLoopback, freePort, postgresPids, CpuMeter } from "./lib/util";
+import { UsageError, sleep, log, elapsed, assertLoopback, freePort, postgresPids, CpuMeter, treeCpuSeconds, treeRssBytes } from "./lib/util";
 import { Cleanup, waitForExit, terminate } from "./lib/cleanup";
-import { startServer, ServerSampler, HealthProbe } from "./lib/server";
+import { startServer, serverEnvironment, ServerSampler, HealthProbe, HeapProbe } from "./lib/server";
 import { createDatabase, createUsers, checkToken, Channel, createChannels } from "./lib/fixtures";
 
 // ---------------------------------------------------------------------------------------
@@ -65,6 +65,11 @@ interface Options {
   serverEnv: Record<string, string>;
   /** Extra node flags for the server (--server-node-arg), e.g. --cpu-prof. */
   serverNodeArgs: string[];
+  /** --rates: deliveries per second of each sweep phase, after the steady phase. */
+  rates: number[];
+  sweepSeconds: number;
+  /** Heap per client through the server's V8 inspector (--inspect on a loopback port). */
+  heap: boolean;
 }
 
 const USAGE = `usage: npm run bench:chat -- [options]
@@ -74,6 +79,11 @@ const USAGE = `usage: npm run bench:chat -- [options]
   --rate R                 posts per second in the steady phase, all channels (default 100)
   --duration S             steady phase length in seconds (default 30)
   --via socket|rest        post with Socket.IO chat:send or REST POST (default socket)
+  --rest                   the same as --via rest: post like an outside client
+  --rates D1,D2,...        after the steady phase, one sweep phase per rate, in deliveries per second
+                           (posts/s = D / subscribers per channel), with p50/p99 and CPU per delivery each
+  --sweep-duration S       length of each sweep phase in seconds (default 10; quick 5)
+  --no-heap                do not start the server with --inspect (no heap per client, no forced GC)
   --redis                  give the server REDIS_URL (BENCH_REDIS_URL or redis://127.0.0.1:6379)
   --processes P            give the server PROCESSES=P (needs --redis)
   --workers W              load worker processes (default ceil(N / 5000), at most 8)
@@ -98,6 +108,10 @@ function parseOptions(argv: string[]): Options {
       rate: { type: "string" },
       duration: { type: "string" },
       via: { type: "string" },
+      rest: { type: "boolean", default: false },
+      rates: { type: "string" },
+      "sweep-duration": { type: "string" },
+      "no-heap": { type: "boolean", default: false },
       redis: { type: "boolean", default: false },
       processes: { type: "string" },
       workers: { type: "string" },
@@ -125,7 +139,7 @@ function parseOptions(argv: string[]): Options {
   const clients = number("clients", values.clients, quick ? 1000 : 10_000, 1);
   const channels = number("channels", values.channels, quick ? 10 : 100, 1);
   if (channels > clients) throw new UsageError("--channels cannot exceed --clients (every channel needs a client)");
-  const via = values.via ?? "socket";
+  const via = values.rest ? "rest" : (values.via ?? "socket");
   if (via !== "socket" && via !== "rest") throw new UsageError("--via must be socket or rest");
   const processes = values.processes === undefined ? null : number("processes", values.processes, 1, 1);
   if (processes !== null && processes > 1 && !values.redis) throw new UsageError("--processes > 1 needs --redis");
@@ -141,6 +155,12 @@ function parseOptions(argv: string[]): Options {
   return {
     serverEnv,
     serverNodeArgs: values["server-node-arg"] ?? [],
+    rates: (values.rates ?? "")
+      .split(",")
+      .filter((r) => r.trim() !== "")
+      .map((r) => number("rates", r.trim(), 0, 1)),
+    sweepSeconds: number("sweep-duration", values["sweep-duration"], quick ? 5 : 10, 1, false),
+    heap: values["no-heap"] !== true,
     clients,
     channels,
     rate: number("rate", values.rate, quick ? 50 : 100, 0.1, false),
@@ -248,7 +268,7 @@ interface PostRecord {
 class Poster {
   readonly posts = new Map<string, PostRecord>();
   readonly ackFailures: Record<string, number> = {};
-  readonly ackMs: Record<Phase, number[]> = { warmup: [], steady: [] };
+  readonly ackMs: Record<Phase, number[]> = {};
   acked = 0;
   failed = 0;
   /** Deliveries expected from accepted posts: the subscribers of each post's channel. */
@@ -273,7 +293,7 @@ class Poster {
       if (ack.ok) {
         this.acked++;
         this.expected += this.members[record.channelIndex].length;
-        this.ackMs[record.phase].push(ack.ms);
+        (this.ackMs[record.phase] ??= []).push(ack.ms);
       } else {
         this.failed++;
         const reason = ack.error ?? "unknown";
@@ -348,31 +368,13 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   log(`created database ${databaseName}`);
 
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ["REDIS_URL", "PROCESSES", "PUBLIC_URL", "DATABASE_POOL_SIZE", "PGLITE_DATA_DIR", "JWT_TTL_SECONDS"]) delete env[name];
-  // The repository's ormconfig.json is not this run's: an empty one means the defaults.
-  const ormConfig = path.join(tmp, "ormconfig.json");
-  fs.writeFileSync(ormConfig, "{}\n");
-  Object.assign(env, {
-    NODE_ENV: "production",
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    DATABASE_URL: databaseUrl,
-    JWT_SECRET: secret,
-    LOG_LEVEL: "warn",
-    RATE_LIMIT_AUTH_PER_MINUTE: "0",
-    RATE_LIMIT_POSTS_PER_MINUTE: "0",
-    DATA_DIR: path.join(tmp, "data"),
-    UPLOADS_DIR: path.join(tmp, "uploads"),
-    ORMCONFIG: ormConfig,
-    SHUTDOWN_GRACE_SECONDS: "5",
-    REDIS_PREFIX: `convene-bench-${runId}:`,
-  });
-  if (options.redis) env.REDIS_URL = options.redisUrl;
-  if (options.processes !== null) env.PROCESSES = String(options.processes);
-  Object.assign(env, options.serverEnv);
+  const env = serverEnvironment({ tmp, port, databaseUrl, secret, runId, redisUrl: options.redis ? options.redisUrl : null, processes: options.processes, extra: options.serverEnv });
 
-  const server = await startServer({ nodeArgs: options.serverNodeArgs, redisUrl: options.redis ? options.redisUrl : null }, env, port, cleanup);
+  // The inspector only forces GCs and reads process.memoryUsage() at two idle moments (see HeapProbe).
+  const inspectorPort = options.heap ? await freePort() : null;
+  const nodeArgs = inspectorPort === null ? options.serverNodeArgs : [`--inspect=127.0.0.1:${inspectorPort}`, ...options.serverNodeArgs];
+  const server = await startServer({ nodeArgs, redisUrl: options.redis ? options.redisUrl : null }, env, port, cleanup);
+  const heapProbe = inspectorPort === null ? null : new HeapProbe(inspectorPort);
   const sampler = new ServerSampler(server);
   await sampler.start();
   cleanup.add("stop sampling", async () => sampler.stop());
@@ -420,7 +422,15 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   }));
   const cpuByPhase: Record<string, Record<string, number | null>> = {};
 
+  // Idle memory before the clients, after a full GC (the reference for the per-client figures).
+  const memoryNow = async (): Promise<{ heapUsed: number | null; rss: number | null }> => {
+    const usage = heapProbe ? await heapProbe.afterGc() : null;
+    return { heapUsed: usage?.heapUsed ?? null, rss: treeRssBytes(server.pid) };
+  };
+  const memoryBefore = await memoryNow();
+
   // Connect storm.
+  const serverCpuBeforeConnect = treeCpuSeconds(server.pid);
   cpu.begin();
   sampler.setPhase("connect");
   health.phase = ready.phase = "connect";
@@ -468,6 +478,25 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
       (Object.keys(connectFailures).length ? `; failures: ${JSON.stringify(connectFailures)}` : ""),
   );
   const rssAfterConnect = sampler.rssNowMb();
+  const serverCpuAfterConnect = treeCpuSeconds(server.pid);
+  // Idle with every client connected and subscribed, after a full GC.
+  await sleep(1000);
+  const memoryAfter = await memoryNow();
+  const perClient = (a: number | null, b: number | null): number | null => (a !== null && b !== null && subscribed > 0 ? round((a - b) / subscribed / 1024, 1) : null);
+  const memoryPerClient = {
+    what: "idle, subscribed, after a full GC: (after the connect storm − before it) ÷ subscribed clients; heap of the primary process only",
+    heap_kb: perClient(memoryAfter.heapUsed, memoryBefore.heapUsed),
+    rss_kb: perClient(memoryAfter.rss, memoryBefore.rss),
+    heap_mb: { before: memoryBefore.heapUsed === null ? null : round(memoryBefore.heapUsed / 1048576, 1), after: memoryAfter.heapUsed === null ? null : round(memoryAfter.heapUsed / 1048576, 1) },
+    rss_mb: { before: memoryBefore.rss === null ? null : round(memoryBefore.rss / 1048576, 1), after: memoryAfter.rss === null ? null : round(memoryAfter.rss / 1048576, 1) },
+  };
+  log(`memory per client (idle, after GC): heap ${memoryPerClient.heap_kb} KB, RSS ${memoryPerClient.rss_kb} KB`);
+  const connectStorm = {
+    seconds: round(connectSeconds, 1),
+    connects_per_s: round(subscribed / connectSeconds, 0),
+    server_cpu_ms_per_connect:
+      serverCpuAfterConnect !== null && serverCpuBeforeConnect !== null && subscribed > 0 ? round(((serverCpuAfterConnect - serverCpuBeforeConnect) * 1000) / subscribed, 3) : null,
+  };
 
   const members: number[][] = channels.map(() => []);
   const channelOfClient = (idx: number): number => idx % channels.length;
@@ -481,12 +510,15 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   const orchestratorLag: Partial<Record<Phase, LagStats>> = {};
   const phaseSeconds: Partial<Record<Phase, number>> = {};
   const drainSeconds: Partial<Record<Phase, number>> = {};
+  /** Server CPU seconds from the start of each phase to the end of its drain. */
+  const serverCpuSeconds: Partial<Record<Phase, number>> = {};
 
   const runPhase = async (phase: Phase, rate: number, seconds: number, drainLimit: number): Promise<void> => {
     sampler.setPhase(phase);
     health.phase = ready.phase = phase;
     for (const worker of workers) worker.send({ type: "phase", phase });
     genLag.reset();
+    const serverCpuStart = treeCpuSeconds(server.pid);
     cpu.begin();
     log(`${phase}: posting ${rate} msg/s for ${seconds} s via ${options.via}`);
     const { posted, seconds: took } = await activePoster.run(phase, rate, seconds, checkAll);
@@ -506,6 +538,8 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
       () => log(`  acks pending ${activePoster.pending}, deliveries ${received()} of ${activePoster.expected}`),
     );
     drainSeconds[phase] = (performance.now() - drainStarted) / 1000;
+    const serverCpuEnd = treeCpuSeconds(server.pid);
+    if (serverCpuStart !== null && serverCpuEnd !== null) serverCpuSeconds[phase] = serverCpuEnd - serverCpuStart;
     log(`${phase}: acked ${activePoster.acked}, failed ${activePoster.failed}, deliveries ${received()} of ${activePoster.expected} expected so far`);
   };
 
@@ -513,6 +547,16 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   // Extra beat between phases so the steady phase starts on a quiet server.
   await sleep(500);
   await runPhase("steady", options.rate, options.duration, options.drainSeconds);
+  // Rate sweep: deliveries per second → posts per second at this channel size.
+  const subscribersPerChannel = Math.max(1, subscribed / channels.length);
+  const sweepPhases: { phase: Phase; deliveriesPerSecond: number; postsPerSecond: number }[] = [];
+  for (const deliveriesPerSecond of options.rates) {
+    const postsPerSecond = round(deliveriesPerSecond / subscribersPerChannel, 2);
+    const phase = `sweep-${deliveriesPerSecond}`;
+    sweepPhases.push({ phase, deliveriesPerSecond, postsPerSecond });
+    await sleep(500);
+    await runPhase(phase, postsPerSecond, options.sweepSeconds, options.drainSeconds);
+  }
   sampler.setPhase("done");
   health.phase = ready.phase = "done";
   genLag.disable();
@@ -531,13 +575,11 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   let receivedForAccepted = 0;
   let messagesWithLoss = 0;
   let unexpected = 0;
-  const byPhase: Record<Phase, { posted: number; acked: number; expected: number; received: number }> = {
-    warmup: { posted: 0, acked: 0, expected: 0, received: 0 },
-    steady: { posted: 0, acked: 0, expected: 0, received: 0 },
-  };
+  const byPhase: Record<Phase, { posted: number; acked: number; expected: number; received: number }> = {};
+  for (const phase of ["warmup", "steady", ...sweepPhases.map((s) => s.phase)]) byPhase[phase] = { posted: 0, acked: 0, expected: 0, received: 0 };
   for (const [k, record] of activePoster.posts) {
     const got = receivedByKey.get(k) ?? 0;
-    const phase = byPhase[record.phase];
+    const phase = (byPhase[record.phase] ??= { posted: 0, acked: 0, expected: 0, received: 0 });
     phase.posted++;
     if (record.ack?.ok) {
       const want = members[record.channelIndex].length;
@@ -556,15 +598,34 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   const disconnects: Record<string, number> = {};
   for (const r of results) for (const [reason, n] of Object.entries(r.disconnects)) disconnects[reason] = (disconnects[reason] ?? 0) + n;
 
-  const latency = {
-    warmup: percentiles(concatSamples(results.map((r) => r.latencies.warmup))),
-    steady: percentiles(concatSamples(results.map((r) => r.latencies.steady))),
+  const latencyOf = (phase: Phase): Percentiles => percentiles(concatSamples(results.map((r) => r.latencies[phase] ?? new Float64Array())));
+  const latency = { warmup: latencyOf("warmup"), steady: latencyOf("steady") };
+  const cpuUsPerDelivery = (phase: Phase): number | null => {
+    const seconds = serverCpuSeconds[phase];
+    const deliveries = byPhase[phase]?.received ?? 0;
+    return seconds === undefined || deliveries === 0 ? null : round((seconds * 1e6) / deliveries, 1);
   };
+  const sweep = sweepPhases.map(({ phase, deliveriesPerSecond, postsPerSecond }) => {
+    const stats = byPhase[phase];
+    const l = latencyOf(phase);
+    return {
+      deliveries_per_s: deliveriesPerSecond,
+      posts_per_s: postsPerSecond,
+      achieved_deliveries_per_s: phaseSeconds[phase] ? round(stats.received / (phaseSeconds[phase] ?? 1), 0) : null,
+      delivery_ms: l,
+      post_ack_ms: percentiles(Float64Array.from(activePoster.ackMs[phase] ?? [])),
+      lost: stats.expected - stats.received,
+      failed_posts: stats.posted - stats.acked,
+      server_cpu_us_per_delivery: cpuUsPerDelivery(phase),
+      cpu_percent_of_one_core: cpuByPhase[phase] ?? null,
+      drain_seconds: round(drainSeconds[phase] ?? 0, 1),
+    };
+  });
   const steadyMaxBySecond: number[] = [];
   for (const r of results) r.steadyMaxBySecond.forEach((v, i) => (steadyMaxBySecond[i] = Math.max(steadyMaxBySecond[i] ?? 0, v)));
   const ackLatency = {
-    warmup: percentiles(Float64Array.from(activePoster.ackMs.warmup)),
-    steady: percentiles(Float64Array.from(activePoster.ackMs.steady)),
+    warmup: percentiles(Float64Array.from(activePoster.ackMs.warmup ?? [])),
+    steady: percentiles(Float64Array.from(activePoster.ackMs.steady ?? [])),
   };
   const maxLag = (phase: Phase): LagStats | null => {
     const lags = results.map((r) => r.lag[phase]).filter((l): l is LagStats => l !== undefined);
@@ -615,6 +676,10 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
       },
       worker_rss_mb: results.map((r) => round(r.rssMb, 1)),
     },
+    memory_per_client: memoryPerClient,
+    connect_storm: connectStorm,
+    server_cpu_us_per_delivery: { what: "server CPU (user + system) from a phase's start to the end of its drain ÷ its deliveries (the posts' own work included)", warmup: cpuUsPerDelivery("warmup"), steady: cpuUsPerDelivery("steady") },
+    sweep,
     total_seconds: round((performance.now() - runStarted) / 1000, 1),
   });
   const allConnected = subscribed === options.clients;
@@ -656,6 +721,13 @@ function printSummary(report: Report): void {
     out.push(`  server event-loop delay p99 ms (GET /metrics): ${r.server.eventloop_delay_p99_ms ? JSON.stringify(r.server.eventloop_delay_p99_ms) : "n/a (no /metrics)"}`);
     out.push(`  load generator event-loop delay ms (worst worker, steady): ${JSON.stringify(r.load_generator.worker_eventloop_delay_ms.steady)}; orchestrator ${JSON.stringify(r.load_generator.orchestrator_eventloop_delay_ms.steady)}`);
     out.push(`  CPU % of one core (of ${r.cpu_percent_of_one_core.cores * 100} available), steady: ${JSON.stringify(r.cpu_percent_of_one_core.steady ?? null)}`);
+    out.push(`  memory per client (idle, subscribed, after GC): heap ${fmt(r.memory_per_client.heap_kb)} KB, RSS ${fmt(r.memory_per_client.rss_kb)} KB`);
+    out.push(`  connect storm: ${r.connect_storm.seconds} s (${r.connect_storm.connects_per_s}/s), server CPU ${fmt(r.connect_storm.server_cpu_ms_per_connect)} ms per connect + subscribe`);
+    out.push(`  server CPU µs per delivery: warm-up ${fmt(r.server_cpu_us_per_delivery.warmup)}, steady ${fmt(r.server_cpu_us_per_delivery.steady)}`);
+    for (const x of r.sweep)
+      out.push(
+        `  sweep ${x.deliveries_per_s} deliveries/s (${x.posts_per_s} posts/s, achieved ${fmt(x.achieved_deliveries_per_s)}): delivery p50 ${fmt(x.delivery_ms.p50)} p99 ${fmt(x.delivery_ms.p99)} max ${fmt(x.delivery_ms.max)} ms, lost ${x.lost}, failed posts ${x.failed_posts}, server CPU ${fmt(x.server_cpu_us_per_delivery)} µs/delivery`,
+      );
     out.push(`  total ${r.total_seconds} s`);
   }
   out.push(`  result: ${report.ok ? "OK" : `FAILED${report.error ? `: ${report.error}` : " (see above)"}`}`);
@@ -687,6 +759,9 @@ async function main(): Promise<void> {
       warmup_s: options.warmupSeconds,
       server_env: options.serverEnv,
       server_node_args: options.serverNodeArgs,
+      rates: options.rates,
+      sweep_s: options.sweepSeconds,
+      heap_probe: options.heap,
       quick: options.quick,
       node: process.version,
       cpus: os.cpus().length,

@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import readline from "node:readline";
+import WebSocket from "ws";
 import { percentiles, round, type Percentiles } from "../chat-shared";
 import { sleep, log, elapsed, treeRssBytes, promValue } from "./util";
 import { Cleanup, terminate } from "./cleanup";
@@ -41,6 +42,43 @@ export class ServerProcess {
         `the server exited (code ${this.exited.code}, signal ${this.exited.signal}); its last output:\n${this.lines.slice(-20).join("\n")}`,
       );
   }
+}
+
+/** The server's environment for a bench run: a fresh database, a random secret, no limits, files in `tmp`. */
+export function serverEnvironment(o: {
+  tmp: string;
+  port: number;
+  databaseUrl: string;
+  secret: string;
+  runId: string;
+  redisUrl: string | null;
+  processes: number | null;
+  extra: Record<string, string>;
+}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ["REDIS_URL", "PROCESSES", "PUBLIC_URL", "DATABASE_POOL_SIZE", "PGLITE_DATA_DIR", "JWT_TTL_SECONDS"]) delete env[name];
+  // The repository's ormconfig.json is not this run's: an empty one means the defaults.
+  const ormConfig = path.join(o.tmp, "ormconfig.json");
+  fs.writeFileSync(ormConfig, "{}\n");
+  Object.assign(env, {
+    NODE_ENV: "production",
+    PORT: String(o.port),
+    HOST: "127.0.0.1",
+    DATABASE_URL: o.databaseUrl,
+    JWT_SECRET: o.secret,
+    LOG_LEVEL: "warn",
+    RATE_LIMIT_AUTH_PER_MINUTE: "0",
+    RATE_LIMIT_POSTS_PER_MINUTE: "0",
+    DATA_DIR: path.join(o.tmp, "data"),
+    UPLOADS_DIR: path.join(o.tmp, "uploads"),
+    ORMCONFIG: ormConfig,
+    SHUTDOWN_GRACE_SECONDS: "5",
+    REDIS_PREFIX: `convene-bench-${o.runId}:`,
+  });
+  if (o.redisUrl) env.REDIS_URL = o.redisUrl;
+  if (o.processes !== null) env.PROCESSES = String(o.processes);
+  Object.assign(env, o.extra);
+  return env;
 }
 
 export async function startServer(options: { nodeArgs: string[]; redisUrl: string | null }, env: NodeJS.ProcessEnv, port: number, cleanup: Cleanup): Promise<ServerProcess> {
@@ -192,5 +230,56 @@ export class HealthProbe {
 
   stats(phase: string): Percentiles {
     return percentiles(Float64Array.from(this.samples[phase] ?? []));
+  }
+}
+
+/**
+ * The server's heap after a full garbage collection, through the V8 inspector (the server
+ * is started with --inspect=127.0.0.1:<port>; no debug hook in the server itself). Only
+ * the primary process: with PROCESSES > 1 the heap of the workers is not read.
+ */
+export class HeapProbe {
+  constructor(private readonly inspectorPort: number) {}
+
+  /** Forces a full GC, then reads process.memoryUsage() in the server; null if the inspector does not answer. */
+  async afterGc(): Promise<{ heapUsed: number; external: number; rss: number } | null> {
+    try {
+      const list = (await (await fetch(`http://127.0.0.1:${this.inspectorPort}/json/list`, { signal: AbortSignal.timeout(3000) })).json()) as { webSocketDebuggerUrl?: string }[];
+      const target = list[0]?.webSocketDebuggerUrl;
+      if (!target) return null;
+      const socket = new WebSocket(target);
+      await new Promise<void>((resolve, reject) => {
+        socket.once("open", () => resolve());
+        socket.once("error", reject);
+      });
+      let nextId = 1;
+      const pending = new Map<number, (result: unknown) => void>();
+      socket.on("message", (data: Buffer) => {
+        const reply = JSON.parse(data.toString()) as { id?: number; result?: unknown };
+        if (reply.id !== undefined) pending.get(reply.id)?.(reply.result);
+      });
+      const call = (method: string, params: object = {}): Promise<unknown> =>
+        new Promise((resolve, reject) => {
+          const id = nextId++;
+          const timer = setTimeout(() => reject(new Error(`${method} timed out`)), 30_000);
+          pending.set(id, (result) => {
+            clearTimeout(timer);
+            resolve(result);
+          });
+          socket.send(JSON.stringify({ id, method, params }));
+        });
+      try {
+        // Twice: the first collection can leave garbage that finalizers freed.
+        await call("HeapProfiler.collectGarbage");
+        await call("HeapProfiler.collectGarbage");
+        const result = (await call("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true })) as { result?: { value?: string } };
+        const usage = JSON.parse(result.result?.value ?? "null") as { heapUsed: number; external: number; rss: number } | null;
+        return usage;
+      } finally {
+        socket.close();
+      }
+    } catch {
+      return null;
+    }
   }
 }

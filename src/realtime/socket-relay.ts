@@ -4,12 +4,19 @@ import type { ResumePoint, StreamItem, StreamRelay } from "./stream-relay";
 
 type RoomAdapter = AppSocket["nsp"]["adapter"];
 
+/** Socket.IO's Client.writeToEngine (what its adapter's broadcast calls): typed private, stable since 4.0. */
+interface PreEncodedWriter {
+  writeToEngine(packet: string, options: { preEncoded: true; compress: boolean }): void;
+}
+
 /** Relays streams to sockets, and cuts off sockets that stop reading. */
 export class SocketRelay {
   /** Per socket: stream key → the Socket.IO room whose leaving stops it (`follow`'s `whileIn`). */
   private readonly ties = new WeakMap<AppSocket, Map<string, string>>();
   /** Adapters already watched for sockets leaving rooms (a new one replaces it when Redis is set up). */
   private readonly watched = new WeakSet<RoomAdapter>();
+  /** The packet of the item relayed last: its listeners run one after another, so one entry serves them all. */
+  private lastPacket: { json: string; event: string; nsp: string; packet: string } | null = null;
 
   constructor(
     private readonly relay: StreamRelay,
@@ -38,7 +45,8 @@ export class SocketRelay {
       await check?.();
       const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
       this.stop(socket, key);
-      const stop = await this.relay.listen(key, (message) => this.emit(socket, event, present ? present(message) : message), {
+      // An item shaped per stream (`present`) is encoded for that socket; a plain one shares its packet.
+      const stop = await this.relay.listen(key, (message, json) => (present ? this.emit(socket, event, present(message)) : this.emitJson(socket, event, json)), {
         from,
         signal: socket.data.gone.signal,
         ready: () => this.ready(socket),
@@ -95,6 +103,25 @@ export class SocketRelay {
   emit(socket: AppSocket, event: string, payload: object): void {
     if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
     socket.emit(event, payload);
+  }
+
+  /**
+   * As `emit`, for an item the relay already serialized: the Socket.IO packet is built
+   * once per item (not once per socket) and written as is, as Socket.IO's own broadcast
+   * does. Only plain JSON items (no binary), which is all a stream carries.
+   */
+  private emitJson(socket: AppSocket, event: string, json: string): void {
+    if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
+    // socket.emit drops a packet for a connection that is not open; so does this.
+    if (socket.conn.readyState !== "open") return;
+    const nsp = socket.nsp.name;
+    let last = this.lastPacket;
+    if (!last || last.json !== json || last.event !== event || last.nsp !== nsp) {
+      // socket.io-parser's encoding of an EVENT packet without an ack id.
+      const packet = `2${nsp === "/" ? "" : `${nsp},`}[${JSON.stringify(event)},${json}]`;
+      last = this.lastPacket = { json, event, nsp, packet };
+    }
+    (socket.client as unknown as PreEncodedWriter).writeToEngine(last.packet, { preEncoded: true, compress: true });
   }
 
   /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
