@@ -2,7 +2,7 @@ import type { RequestHandler } from "express";
 import type { Kernel } from "../../core/module";
 import type { Api } from "../../http/api";
 import { principalRoom } from "../../realtime/socket-server";
-import { MessagePageSchema, MessageSchema, PostMessageBody, toHistoryQuery } from "../messaging";
+import { idempotencyKeyOf, isReplay, MessagePageSchema, MessageSchema, PostMessageBody, sendPosted, toHistoryQuery } from "../messaging";
 import { ConnectSchema, PairCallPageSchema, PairHistoryQuery, PairUserSchema, PublicIdParams, RoomParams } from "./pair.schemas";
 import { PAIR_PRINCIPAL, type PairService } from "./pair.service";
 
@@ -28,10 +28,13 @@ export function registerPairRoutes(api: Api, pair: PairService, kernel: Kernel, 
   api.route(
     { method: "post", path: "/pair/rooms/:roomId/messages", summary: "Post to a pair room", tags, auth: "required", params: RoomParams, body: PostMessageBody,
       responses: { 201: { description: "The message", schema: MessageSchema }, 404: "No such room, or not a member" } },
-    async ({ auth, params, body, res }) => {
+    async ({ auth, params, body, req, res }) => {
       const room = await pair.room(auth, params.roomId);
-      const message = { ...(await pair.post(auth, room, body.body)), room_id: room.room_id };
-      res.status(201).json(message);
+      const posted = await pair.post(auth, room, body.body, idempotencyKeyOf(req));
+      const message = { ...posted, room_id: room.room_id };
+      sendPosted(res, posted, message);
+      // A replay was delivered when it was first posted.
+      if (isReplay(posted)) return;
       for (const id of [room.a_id, room.b_id])
         sockets.emit(principalRoom({ kind: PAIR_PRINCIPAL, id }), "pair:message", message).catch((error: unknown) => log.error({ err: error }, "could not deliver pair:message"));
     },

@@ -3,7 +3,7 @@ import type { DataSource } from "typeorm";
 import { unauthorized, unavailable } from "../../core/errors";
 import type { Principal } from "../../core/principal";
 import { isUniqueViolation } from "../../db/errors";
-import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
+import type { HistoryQuery, Message, MessageStreamKind, MessagingService, Posted } from "../messaging";
 import { pairPolicy, type PairRoom } from "./pair.policy";
 
 export const PAIR_PRINCIPAL = "pair";
@@ -69,8 +69,11 @@ export class PairService {
     return room!;
   }
 
-  post(me: Principal, room: PairRoom, body: string): Promise<Message> {
-    return this.messaging.post({ streams: [this.rooms.key(room.room_id)], pairRoom: room.room_id, sender: { id: null, name: me.name }, body });
+  post(me: Principal, room: PairRoom, body: string, idempotencyKey?: string): Promise<Posted> {
+    return this.messaging.post({
+      streams: [this.rooms.key(room.room_id)], pairRoom: room.room_id, sender: { id: null, name: me.name }, body,
+      idempotencyKey, principal: `pair:${me.id}`,
+    });
   }
 
   history(roomId: string, query: HistoryQuery) {
