@@ -28,7 +28,10 @@ const POOL_TIMEOUT = /timeout exceeded when trying to connect|Connection termina
  * ran past its timeout): a 503 the client may retry, not a bug.
  */
 const DATABASE_UNAVAILABLE_CODES = new Set(["57P01", "57P02", "57P03", "3D000", "53300", "57014", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"]);
-const DATABASE_UNAVAILABLE = /Connection terminated|Query read timeout|not queryable|connection error/i;
+// "is not currently accepting connections" is SQLSTATE 55000 (ALLOW_CONNECTIONS false), a
+// code too broad to map by itself; "Query runner already released" is TypeORM's answer for a
+// transaction whose backend was terminated.
+const DATABASE_UNAVAILABLE = /Connection terminated|Query read timeout|not queryable|connection error|not currently accepting connections|Query runner already released|terminating connection/i;
 
 function databaseUnavailable(error: unknown, code: string | undefined): boolean {
   if (code && (code.startsWith("08") || DATABASE_UNAVAILABLE_CODES.has(code))) return true;

@@ -3,7 +3,7 @@ import { absoluteUrl } from "../../http/urls";
 import { EventStreams, type EventStream } from "../../realtime/sse";
 import type { ResumePoint, StreamRelay } from "../../realtime/stream-relay";
 import { asUser, UsernameParams } from "../accounts";
-import { HistoryQuerySchema, MessagePageSchema, MessageSchema, PostMessageBody, StreamQuerySchema, toHistoryQuery, type Message } from "../messaging";
+import { HistoryQuerySchema, idempotencyKeyOf, MessagePageSchema, MessageSchema, PostMessageBody, sendPosted, StreamQuerySchema, toHistoryQuery, type Message } from "../messaging";
 import { ChannelListQuery, ChannelPageSchema, ChannelParams, ChannelSchema, CreateChannelBody, DirectHistoryQuery } from "./chat.schemas";
 import type { ChatService } from "./chat.service";
 
@@ -63,8 +63,8 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       params: ChannelParams, body: PostMessageBody,
       responses: { 201: { description: "The message, committed", schema: MessageSchema }, 404: "No such channel" },
     },
-    async ({ auth, params, body, res }) => {
-      res.status(201).json(await chat.postToChannel(asUser(auth).user, params.id, body.body));
+    async ({ auth, params, body, req, res }) => {
+      sendPosted(res, await chat.postToChannel(asUser(auth).user, params.id, body.body, idempotencyKeyOf(req)));
     },
   );
 
@@ -90,8 +90,8 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
       params: UsernameParams, body: PostMessageBody,
       responses: { 201: { description: "The message, committed", schema: MessageSchema }, 404: "No such user" },
     },
-    async ({ auth, params, body, res }) => {
-      res.status(201).json(await chat.sendDirect(asUser(auth).user, params.username, body.body));
+    async ({ auth, params, body, req, res }) => {
+      sendPosted(res, await chat.sendDirect(asUser(auth).user, params.username, body.body, idempotencyKeyOf(req)));
     },
   );
 

@@ -1,7 +1,7 @@
 import { pageOf, PageQuerySchema, text, UuidInput } from "../../http/schemas";
 import { z } from "../../http/zod";
 import { UsernameSchema } from "../accounts";
-import { HistoryQuerySchema, MessageBodySchema } from "../messaging";
+import { HistoryQuerySchema, IdempotencyKeySchema, MessageBodySchema } from "../messaging";
 
 export const ChannelNameSchema = text(1, 100).refine((name) => name.trim().length > 0, "must not be blank");
 
@@ -20,5 +20,5 @@ export const DirectHistoryQuery = HistoryQuerySchema.extend({ with: UsernameSche
 /** Socket.IO payloads. */
 export const ChatSubscribePayload = z.strictObject({ channel_id: UuidInput, after: HistoryQuerySchema.shape.after });
 export const ChatUnsubscribePayload = z.strictObject({ channel_id: UuidInput });
-export const ChatSendPayload = z.strictObject({ channel_id: UuidInput, body: MessageBodySchema });
-export const DirectSendPayload = z.strictObject({ to: UsernameSchema, body: MessageBodySchema });
+export const ChatSendPayload = z.strictObject({ channel_id: UuidInput, body: MessageBodySchema, idempotency_key: IdempotencyKeySchema.optional() });
+export const DirectSendPayload = z.strictObject({ to: UsernameSchema, body: MessageBodySchema, idempotency_key: IdempotencyKeySchema.optional() });

@@ -6,7 +6,7 @@ import { pageByName } from "../../db/paging";
 import type { Page } from "../../core/pagination";
 import type { UserDeletedHook } from "../../core/module";
 import type { AccountsService, UserEntity } from "../accounts";
-import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
+import type { HistoryQuery, Message, MessageStreamKind, MessagingService, Posted } from "../messaging";
 import { ChannelEntity } from "./channel.entity";
 
 export interface Channel {
@@ -68,12 +68,13 @@ export class ChatService {
     return channel;
   }
 
-  postToChannel(sender: UserEntity, channelId: string, body: string): Promise<Message> {
+  postToChannel(sender: UserEntity, channelId: string, body: string, idempotencyKey?: string): Promise<Posted> {
     const post = this.messaging.post({
       streams: [this.channels.key(channelId)],
       channelId,
       sender: { id: sender.id, name: sender.username },
       body,
+      idempotencyKey,
     });
     return notFoundIfGone(post, `No channel has id ${channelId}.`);
   }
@@ -83,13 +84,14 @@ export class ChatService {
     return this.channels.history(channelId, query);
   }
 
-  async sendDirect(sender: UserEntity, to: string, body: string): Promise<Message> {
+  async sendDirect(sender: UserEntity, to: string, body: string, idempotencyKey?: string): Promise<Posted> {
     const recipient = await this.accounts.requireUser(this.dataSource.manager, to);
     const post = this.messaging.post({
       streams: [this.directs.key(sender.id), this.directs.key(recipient.id)],
       sender: { id: sender.id, name: sender.username },
       recipient: { id: recipient.id, name: recipient.username },
       body,
+      idempotencyKey,
     });
     // The recipient may have been deleted since it was looked up.
     return notFoundIfGone(post, `No user is named "${to}".`);

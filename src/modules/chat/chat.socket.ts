@@ -55,13 +55,13 @@ export function chatSocketFace(chat: ChatService, relay: StreamRelay, log: { err
         event: "chat:send",
         summary: "Post to a channel; the ack carries the committed message",
         schema: ChatSendPayload,
-        handle: async (socket, { channel_id, body }) => ({ message: await chat.postToChannel(asUser(socket.data.principal).user, channel_id, body) }),
+        handle: async (socket, { channel_id, body, idempotency_key }) => ({ message: await chat.postToChannel(asUser(socket.data.principal).user, channel_id, body, idempotency_key) }),
       }),
       socketHandler({
         event: "dm:send",
         summary: "Send a direct message; the ack carries the committed message",
         schema: DirectSendPayload,
-        handle: async (socket, { to, body }) => ({ message: await chat.sendDirect(asUser(socket.data.principal).user, to, body) }),
+        handle: async (socket, { to, body, idempotency_key }) => ({ message: await chat.sendDirect(asUser(socket.data.principal).user, to, body, idempotency_key) }),
       }),
     ],
   };

@@ -3,6 +3,7 @@ import { createPrincipalLimiter } from "../../http/post-limit";
 import { MessagingService } from "./messaging.service";
 import { Messaging1763700001000 } from "./migrations/1763700001000-messaging";
 import { PostMessage1763700002000 } from "./migrations/1763700002000-post-message";
+import { Idempotency1763700013000 } from "./migrations/1763700013000-idempotency";
 
 /**
  * The one messaging core: channels, direct messages, conference rooms and pair rooms
@@ -12,7 +13,7 @@ import { PostMessage1763700002000 } from "./migrations/1763700002000-post-messag
 export const messagingModule = defineModule<MessagingService>({
   name: "messaging",
   // Its first migration also made the chat module's channels table (they were one module then).
-  migrations: [Messaging1763700001000, PostMessage1763700002000],
+  migrations: [Messaging1763700001000, PostMessage1763700002000, Idempotency1763700013000],
   async create({ dataSource, relay, config, rateLimits, log }) {
     const postLimit = await createPrincipalLimiter(config.rateLimitPostsPerMinute, rateLimits.create("posts"), log, "messages");
     return { exports: new MessagingService(dataSource, relay, postLimit) };
@@ -29,5 +30,7 @@ export {
   StreamQuerySchema,
   toHistoryQuery,
 } from "./messaging.schemas";
-export type { HistoryQuery, Message, MessagingService } from "./messaging.service";
+export { IdempotencyKeySchema, idempotencyKeyOf, sendPosted } from "./idempotency";
+export { isReplay } from "./messaging.service";
+export type { HistoryQuery, Message, MessagingService, Posted } from "./messaging.service";
 export type { MessageStreamKind } from "./streams";

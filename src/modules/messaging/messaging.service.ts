@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import type { DataSource } from "typeorm";
+import { conflict } from "../../core/errors";
 import { toPage, type Page } from "../../core/pagination";
 import type { PrincipalLimiter } from "../../http/post-limit";
 import type { StreamEvent, StreamRelay } from "../../realtime/stream-relay";
@@ -26,6 +28,22 @@ export interface NewMessage {
   sender: { id: string | null; name: string };
   recipient?: { id: string; name: string };
   body: string;
+  /**
+   * Makes the post safe to retry (API.md, General): a second post with the same key by
+   * the same principal within 24 hours posts nothing and answers with the first message.
+   */
+  idempotencyKey?: string;
+  /** Who posts, when the sender has no account id (a pair identity): its idempotency keys and posting limit. */
+  principal?: string;
+}
+
+/** Set (under a symbol, so never serialised) on a message that answers a replayed post. */
+export const REPLAYED: unique symbol = Symbol("replayed");
+export type Posted = Message & { [REPLAYED]?: true };
+
+/** Whether a post was answered from its idempotency key rather than posted. */
+export function isReplay(message: object): boolean {
+  return (message as Posted)[REPLAYED] === true;
 }
 
 export interface HistoryQuery {
@@ -72,25 +90,32 @@ export class MessagingService {
    * Commits the message, then publishes it. A channel or recipient that does not exist
    * (any more) fails the insert's foreign key: Postgres' 23503.
    */
-  async post(input: NewMessage): Promise<Message> {
-    await this.postLimit.consume(input.sender.id ?? input.sender.name);
+  async post(input: NewMessage): Promise<Posted> {
+    await this.postLimit.consume(input.principal ?? input.sender.id ?? input.sender.name);
     const keys = [...new Set(input.streams)];
-    // One statement, so its own transaction: see the post_message migration.
-    const [row]: { o_id: string; o_created_at: Date; o_previous: Record<string, string> }[] = await this.dataSource.query(
-      `SELECT o_id, o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [
-        keys,
-        input.channelId ?? null,
-        input.roomGuid ?? null,
-        input.sender.id,
-        input.sender.name,
-        input.recipient?.id ?? null,
-        input.recipient?.name ?? null,
-        input.body,
-        input.pairRoom ?? null,
-      ],
-    );
-    const message: Message = {
+    const args = [
+      keys,
+      input.channelId ?? null,
+      input.roomGuid ?? null,
+      input.sender.id,
+      input.sender.name,
+      input.recipient?.id ?? null,
+      input.recipient?.name ?? null,
+      input.body,
+      input.pairRoom ?? null,
+    ];
+    // One statement, so its own transaction: see the post_message and idempotency migrations.
+    const [row]: { o_id: string | null; o_created_at: Date | null; o_previous: Record<string, string> | null; o_outcome?: string }[] =
+      input.idempotencyKey === undefined
+        ? await this.dataSource.query(`SELECT o_id, o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8, $9)`, args)
+        : await this.dataSource.query(
+            `SELECT o_id, o_created_at, o_previous, o_outcome FROM post_message_once($1, $2, $3, $4::varchar[], $5, $6, $7, $8, $9, $10, $11, $12)`,
+            [input.principal ?? input.sender.id ?? input.sender.name, input.idempotencyKey, fingerprint(keys, input), ...args],
+          );
+    if (row.o_outcome === "conflict" || row.o_id === null || row.o_created_at === null)
+      // null: the first message was deleted between the key's claim and its read (a race).
+      throw conflict("This idempotency key was used for another post (a different body or conversation).");
+    const message: Posted = {
       id: row.o_id,
       channel_id: input.channelId ?? null,
       room_guid: input.roomGuid ?? null,
@@ -99,7 +124,9 @@ export class MessagingService {
       body: input.body,
       created_at: row.o_created_at.toISOString(),
     };
-    const event: StreamEvent<Message> = { item: message, streams: keys.map((key) => ({ key, previous: row.o_previous[key] })) };
+    // A replay was published when it was first posted (and repaired, had that failed).
+    if (row.o_outcome === "replayed") return Object.assign(message, { [REPLAYED]: true as const });
+    const event: StreamEvent<Message> = { item: message, streams: keys.map((key) => ({ key, previous: row.o_previous![key] })) };
     await this.relay.publish(event);
     return message;
   }
@@ -138,4 +165,10 @@ export class MessagingService {
     );
     return rows.map(present);
   }
+}
+
+/** What a post is, for telling a retry from another post under the same key. */
+function fingerprint(keys: string[], input: NewMessage): string {
+  const what = [[...keys].sort(), input.channelId ?? null, input.roomGuid ?? null, input.pairRoom ?? null, input.recipient?.id ?? null, input.body];
+  return createHash("sha256").update(JSON.stringify(what)).digest("hex");
 }

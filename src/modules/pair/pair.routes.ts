@@ -2,7 +2,7 @@ import type { RequestHandler } from "express";
 import type { Kernel } from "../../core/module";
 import type { Api } from "../../http/api";
 import { principalRoom } from "../../realtime/socket-server";
-import { toHistoryQuery } from "../messaging";
+import { idempotencyKeyOf, sendPosted, toHistoryQuery } from "../messaging";
 import {
   CallsQuery,
   ConnectSchema,
@@ -56,9 +56,9 @@ export function registerPairRoutes(api: Api, pair: PairService, followers: PairF
   api.route(
     { method: "post", path: "/pair/rooms/:roomId/messages", summary: "Post to a pair room", description: credentials, tags, auth: "required", params: RoomParams, body: PairPostBody,
       responses: { 201: { description: "The message (its members' sockets get it as pair:message)", schema: PairMessageSchema }, 404: "No such room, or not a member" } },
-    async ({ auth, params, body, res }) => {
+    async ({ auth, params, body, req, res }) => {
       const room = await pair.room(auth, params.roomId);
-      res.status(201).json(await pair.post(auth, room, body.body));
+      sendPosted(res, await pair.post(auth, room, body.body, idempotencyKeyOf(req)));
     },
   );
   api.route(

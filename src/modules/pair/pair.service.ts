@@ -4,7 +4,7 @@ import { unauthorized, unavailable } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
 import type { Principal } from "../../core/principal";
 import { isUniqueViolation } from "../../db/errors";
-import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
+import type { HistoryQuery, Message, MessageStreamKind, MessagingService, Posted } from "../messaging";
 import { pairPolicy, type PairRoom } from "./pair.policy";
 
 export const PAIR_PRINCIPAL = "pair";
@@ -129,8 +129,12 @@ export class PairService {
     return rows.map((r) => r.room_id);
   }
 
-  async post(me: Principal, room: PairRoom, body: string): Promise<Message & { room_id: string }> {
-    const message = await this.messaging.post({ streams: [this.rooms.key(room.room_id)], pairRoom: room.room_id, sender: { id: null, name: me.name }, body });
+  /** A replay (same idempotency key) keeps its mark through the spread (an own symbol property). */
+  async post(me: Principal, room: PairRoom, body: string, idempotencyKey?: string): Promise<Posted & { room_id: string }> {
+    const message = await this.messaging.post({
+      streams: [this.rooms.key(room.room_id)], pairRoom: room.room_id, sender: { id: null, name: me.name }, body,
+      idempotencyKey, principal: `pair:${me.id}`,
+    });
     return { ...message, room_id: room.room_id };
   }
 

@@ -6,7 +6,7 @@ import type { Api } from "../../http/api";
 import { PageQuerySchema } from "../../http/schemas";
 import { z } from "../../http/zod";
 import { asUser, UsernameParams } from "../accounts";
-import { HistoryQuerySchema, MessagePageSchema, MessageSchema, PostMessageBody, toHistoryQuery } from "../messaging";
+import { HistoryQuerySchema, idempotencyKeyOf, MessagePageSchema, MessageSchema, PostMessageBody, sendPosted, toHistoryQuery } from "../messaging";
 import { roomsPolicy } from "./rooms.policy";
 import { CreateRoomBody, RoomListQuery, RoomPageSchema, RoomParams, RoomParticipantParams, RoomSchema, SetHostBody } from "./rooms.schemas";
 import type { Room, RoomsService } from "./rooms.service";
@@ -112,10 +112,10 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
   );
   api.route(
     { method: "post", path: "/rooms/:guid/messages", summary: "Post to a room's chat", tags, auth: "required", params: RoomParams, body: PostMessageBody, responses: { 201: { description: "The message", schema: MessageSchema }, 403: "Not a participant", 404: "No such room" } },
-    async ({ auth, params, body, res }) => {
+    async ({ auth, params, body, req, res }) => {
       const user = asUser(auth);
       roomsPolicy.authorize(user, "take_part", await rooms.get(params.guid));
-      res.status(201).json(await rooms.post(params.guid, { id: user.id, name: user.name }, body.body));
+      sendPosted(res, await rooms.post(params.guid, { id: user.id, name: user.name }, body.body, idempotencyKeyOf(req)));
     },
   );
   api.route(

@@ -4,7 +4,7 @@ import { conflict, DomainError, notFound } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
 import type { DeletedUser } from "../../core/module";
 import type { AccountsService } from "../accounts";
-import type { HistoryQuery, Message, MessageStreamKind, MessagingService } from "../messaging";
+import type { HistoryQuery, Message, MessageStreamKind, MessagingService, Posted } from "../messaging";
 
 export interface Room {
   guid: string;
@@ -141,8 +141,8 @@ export class RoomsService {
     return this.chat.history(guid, query);
   }
 
-  post(guid: string, sender: { id: string; name: string }, body: string): Promise<Message> {
-    return this.messaging.post({ streams: [this.chat.key(guid)], roomGuid: guid, sender, body });
+  post(guid: string, sender: { id: string; name: string }, body: string, idempotencyKey?: string): Promise<Posted> {
+    return this.messaging.post({ streams: [this.chat.key(guid)], roomGuid: guid, sender, body, idempotencyKey });
   }
 
   /**
