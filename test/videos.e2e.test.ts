@@ -168,4 +168,19 @@ describe("videos", () => {
     expect((await t.http.get("/videos").set(auth(alice))).body.items.length).toBe(before);
     expect(fs.readdirSync(path.join(dir, ".tmp"))).toHaveLength(0);
   });
+
+  it("describes the multipart upload and the stream's answers in the OpenAPI document", async () => {
+    const doc = (await t.http.get("/openapi.json")).body;
+    const upload = doc.paths["/videos"].post.requestBody;
+    expect(upload.required).toBe(true);
+    const form = upload.content["multipart/form-data"].schema;
+    const resolved = form.$ref ? doc.components.schemas[form.$ref.split("/").pop()] : form;
+    expect(resolved.properties.video).toMatchObject({ type: "string", format: "binary" });
+    expect(resolved.required).toEqual(expect.arrayContaining(["title", "video"]));
+    const stream = doc.paths["/videos/{id}/stream"].get.responses;
+    expect(Object.keys(stream)).toEqual(expect.arrayContaining(["200", "206", "304", "403", "404", "416"]));
+    expect(stream["206"].headers).toHaveProperty("Content-Range");
+    expect(stream["200"].headers).toHaveProperty(["Accept-Ranges"]);
+    expect(stream["416"].headers).toHaveProperty("Content-Range");
+  });
 });

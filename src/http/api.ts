@@ -12,7 +12,7 @@ type Method = "get" | "post" | "put" | "patch" | "delete";
 type AuthMode = "none" | "required";
 
 /** A response: a schema for JSON bodies, a string for a problem+json answer, or a full config. */
-type ResponseSpec = { description: string; schema?: ZodType; contentType?: string } | string;
+type ResponseSpec = { description: string; schema?: ZodType; contentType?: string; headers?: Record<string, string> } | string;
 
 export interface EndpointSpec<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> {
   method: Method;
@@ -27,6 +27,8 @@ export interface EndpointSpec<P extends ZodObject, Q extends ZodObject, B extend
   params?: P;
   query?: Q;
   body?: B;
+  /** Documents a body the handler reads itself (a multipart upload); `body` is for JSON. */
+  rawBody?: { contentType: string; schema: ZodType };
   responses: Record<number, ResponseSpec>;
   /** Middleware that runs before authentication (rate limiters). */
   before?: RequestHandler[];
@@ -155,6 +157,7 @@ export class Api {
       } else {
         responses[status] = {
           description: response.description,
+          ...(response.headers ? { headers: Object.fromEntries(Object.entries(response.headers).map(([name, description]) => [name, { description, schema: { type: "string" as const } }])) } : {}),
           ...(response.schema ? { content: { [response.contentType ?? "application/json"]: { schema: response.schema } } } : {}),
         };
       }
@@ -182,6 +185,7 @@ export class Api {
         query: spec.query,
         // A missing body reads as {}: it is optional exactly when {} is valid.
         ...(spec.body ? { body: { required: !spec.body.safeParse({}).success, content: { "application/json": { schema: spec.body } } } } : {}),
+        ...(spec.rawBody ? { body: { required: true, content: { [spec.rawBody.contentType]: { schema: spec.rawBody.schema } } } } : {}),
       },
       responses,
     });

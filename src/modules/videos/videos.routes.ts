@@ -2,18 +2,26 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { randomUUID } from "node:crypto";
 import type { Request, Response } from "express";
+import { z } from "zod";
 import multer from "multer";
 import type { Api } from "../../http/api";
 import type { Authenticators } from "../../http/auth-context";
 import { DomainError, forbidden } from "../../core/errors";
 import { absoluteUrl } from "../../http/urls";
 import { asUser } from "../accounts";
-import { StreamQuery, UpdateVideoBody, UploadFields, VideoListQuery, VideoPageSchema, VideoParams, VideoSchema } from "./videos.schemas";
+import { StreamQuery, UpdateVideoBody, UploadFields, UploadForm, VideoListQuery, VideoPageSchema, VideoParams, VideoSchema } from "./videos.schemas";
 import type { VideosService } from "./videos.service";
 import type { VideoEntity } from "./video.entity";
 import { ifRangeMatches, noneMatch, parseRange } from "./videos.stream";
 
 const tags = ["Videos"];
+const VideoBytes = z.string().openapi({ format: "binary" });
+const STREAM_HEADERS = {
+  "Accept-Ranges": "bytes",
+  ETag: "A strong ETag (If-None-Match gives 304; If-Range gives 206 only when it matches)",
+  "Last-Modified": "When the upload completed",
+  "Cross-Origin-Resource-Policy": "cross-origin, so a <video> on any origin plays it",
+};
 export interface VideoRouteOptions { publicUrl: string | null; maxUploadBytes: number; ttlSeconds: number; authenticators: Authenticators }
 
 export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRouteOptions): void {
@@ -41,6 +49,7 @@ export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRou
   api.route(
     { method: "post", path: "/videos", summary: "Upload a video", tags, auth: "required",
       description: "multipart/form-data: file in `video`, `title` (1–200), `description?`.",
+      rawBody: { contentType: "multipart/form-data", schema: UploadForm },
       responses: { 201: { description: "The video", schema: VideoSchema }, 400: "No file or title", 413: "Larger than MAX_UPLOAD_BYTES", 415: "Not a video" } },
     async ({ auth, req, res }) => {
       const user = asUser(auth);
@@ -88,8 +97,12 @@ export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRou
   api.route(
     { method: "get", path: "/videos/:id/stream", summary: "Play a video (HEAD too)", tags, auth: "none", params: VideoParams, query: StreamQuery,
       description: "The owner's credentials, or the signed `stream_url`. Single ranges give 206; multi-range answers 200 with the whole file.",
-      responses: { 200: { description: "The whole file" }, 206: { description: "One range" }, 304: { description: "Not modified" },
-        401: "No credentials", 403: "Expired or tampered signature", 404: "Not yours", 416: "Unsatisfiable range" } },
+      responses: {
+        200: { description: "The whole file", schema: VideoBytes, contentType: "video/*", headers: STREAM_HEADERS },
+        206: { description: "One range", schema: VideoBytes, contentType: "video/*", headers: { ...STREAM_HEADERS, "Content-Range": "bytes first-last/size" } },
+        304: { description: "Not modified (If-None-Match matched the ETag)", headers: { ETag: "The strong ETag" } },
+        401: "No credentials", 403: "Expired or tampered signature", 404: "Not yours",
+        416: { description: "Unsatisfiable range (`Content-Range: bytes */size`), problem+json", headers: { "Content-Range": "bytes */size" } } } },
     async ({ params, query, req, res }) => {
       let video: VideoEntity;
       if (query.sig !== undefined || query.expires !== undefined) {

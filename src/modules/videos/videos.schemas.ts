@@ -7,6 +7,9 @@ const Description = text(0, 5000);
 /** The multipart text fields of an upload. */
 export const UploadFields = z.object({ title: Title, description: Description.optional() });
 
+/** The upload as OpenAPI describes it: the file part and the text fields (multer reads them). */
+export const UploadForm = UploadFields.extend({ video: z.string().openapi({ format: "binary", description: "MP4, QuickTime or WebM; at most MAX_UPLOAD_BYTES" }) }).openapi("VideoUpload");
+
 export const UpdateVideoBody = z
   .strictObject({ title: Title.optional(), description: Description.nullable().optional() })
   .openapi("UpdateVideoRequest");
