@@ -43,8 +43,11 @@ function message(name: string, spec: SocketMessageSpec, side: "input" | "output"
 export function createAsyncApiDocument(faces: SocketFace[], upgrades: Upgrade[], version: string): Json {
   const channels: Record<string, Json & { messages: Json }> = {};
   const operations: Record<string, Json> = {};
-  const channel = (name: string, server: string, description?: string) =>
-    (channels[idOf(name)] ??= { address: name, ...(description ? { description } : {}), servers: [ref("servers", server)], messages: {} });
+  const channel = (name: string, server: string, description?: string) => {
+    const id = idOf(name.replace(/^\//, ""));
+    if (channels[id] && channels[id].address !== name) throw new Error(`AsyncAPI: ${name} and ${String(channels[id].address)} would share the channel id ${id}`);
+    return (channels[id] ??= { address: name, ...(description ? { description } : {}), servers: [ref("servers", server)], messages: {} });
+  };
 
   for (const face of faces) {
     for (const handler of face.handlers ?? []) {
@@ -80,17 +83,16 @@ export function createAsyncApiDocument(faces: SocketFace[], upgrades: Upgrade[],
   const doors: Record<string, Json> = {};
   for (const upgrade of upgrades) {
     if (!upgrade.protocol) continue;
-    const server = idOf(upgrade.path.replace(/^\//, ""));
-    doors[server] = { protocol: "ws", pathname: upgrade.path, description: upgrade.protocol.summary };
-    const id = idOf(upgrade.path);
-    const messages = channel(upgrade.path, server, upgrade.protocol.summary).messages;
+    const id = idOf(upgrade.path.replace(/^\//, ""));
+    doors[id] = { protocol: "ws", pathname: upgrade.path, description: upgrade.protocol.summary };
+    const messages = channel(upgrade.path, id, upgrade.protocol.summary).messages;
     const names = (side: Record<string, SocketMessageSpec>, prefix: string, io: "input" | "output") =>
       Object.entries(side).map(([name, spec]) => {
         messages[`${prefix}.${idOf(name)}`] = message(name, spec, io);
         return ref("channels", id, "messages", `${prefix}.${idOf(name)}`);
       });
-    operations[`receive${id}`] = { action: "receive", channel: ref("channels", id), messages: names(upgrade.protocol.receives, "client", "input") };
-    operations[`send${id}`] = { action: "send", channel: ref("channels", id), messages: names(upgrade.protocol.sends, "server", "output") };
+    operations[`receive.${id}`] = { action: "receive", channel: ref("channels", id), messages: names(upgrade.protocol.receives, "client", "input") };
+    operations[`send.${id}`] = { action: "send", channel: ref("channels", id), messages: names(upgrade.protocol.sends, "server", "output") };
   }
 
   return {
