@@ -8,6 +8,8 @@ import type { Config } from "./config";
 import { Api } from "./http/api";
 import { createErrorHandler, notFoundHandler } from "./http/error-handler";
 import { createRegistry, generateDocument } from "./http/openapi";
+import { absoluteUrl } from "./http/urls";
+import { asyncApiFor } from "./realtime/asyncapi";
 import type { Logger } from "./logger";
 import type { Authenticators } from "./http/auth-context";
 import type { FailedCredentialLimiter } from "./http/rate-limit";
@@ -20,13 +22,15 @@ export interface AppOptions {
   failedCredentials: FailedCredentialLimiter;
   /** Each module's routes, registered on the shared Api in start order. */
   routes: Array<(api: Api) => void>;
+  /** The AsyncAPI document of the Socket.IO events and WebSocket doors (`createAsyncApiDocument`). */
+  asyncapi: Record<string, unknown>;
   version: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-/** The Express app: cross-cutting middleware, the modules' routes, OpenAPI, one error handler. */
-export function createApp({ config, log, authenticators, failedCredentials, routes, version }: AppOptions): Express {
+/** The Express app: cross-cutting middleware, the modules' routes, OpenAPI and AsyncAPI, one error handler. */
+export function createApp({ config, log, authenticators, failedCredentials, routes, asyncapi, version }: AppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", config.trustProxy);
@@ -66,6 +70,9 @@ export function createApp({ config, log, authenticators, failedCredentials, rout
   });
   const docs: RequestHandler[] = swaggerUi.serveFiles(document);
   app.use("/docs", docs, swaggerUi.setup(document, { customSiteTitle: "Convene API" }));
+  app.get("/asyncapi.json", (req, res) => {
+    res.json(asyncApiFor(asyncapi, absoluteUrl(req, config.publicUrl, "")));
+  });
 
   app.use(notFoundHandler);
   app.use(createErrorHandler(log));

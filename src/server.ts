@@ -2,7 +2,6 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Express } from "express";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import type { Server as SocketIoServer } from "socket.io";
 import type { DataSource } from "typeorm";
 import { createApp } from "./app";
 import type { Config } from "./config";
@@ -13,7 +12,8 @@ import { createCredentialRateLimiter, createFailedCredentialLimiter, createRateL
 import type { Logger } from "./logger";
 import type { Bus } from "./realtime/bus";
 import { Connections } from "./realtime/connections";
-import { createSocketAdapter, createSocketServer, SocketDelivery } from "./realtime/socket-server";
+import { createAsyncApiDocument } from "./realtime/asyncapi";
+import { createSocketAdapter, createSocketServer, SocketDelivery, type AppServer } from "./realtime/socket-server";
 import { EventStreams } from "./realtime/sse";
 import { StreamRelay } from "./realtime/stream-relay";
 import { version as VERSION } from "../package.json";
@@ -27,8 +27,10 @@ export interface ServerDeps {
 
 export interface ConveneServer {
   httpServer: http.Server;
+  /** The started modules, in start order (what each plugged in: its routes, socket face, upgrades). */
+  modules: readonly ConveneModule[];
   app: Express;
-  io: SocketIoServer;
+  io: AppServer;
   listen(port?: number, host?: string): Promise<AddressInfo>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes sockets. */
   close(): Promise<void>;
@@ -81,6 +83,8 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   }
   for (const module of modules) await module.start?.();
 
+  const faces = modules.flatMap((m) => (m.socket ? [m.socket] : []));
+  const upgrades = modules.flatMap((m) => m.upgrades ?? []);
   const app = createApp({
     config,
     log,
@@ -88,6 +92,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     failedCredentials,
     version: VERSION,
     routes: modules.flatMap((m) => (m.routes ? [m.routes.bind(m)] : [])),
+    asyncapi: createAsyncApiDocument(faces, upgrades, VERSION),
   });
 
   const httpServer = http.createServer(app);
@@ -101,7 +106,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   const io = createSocketServer({
     httpServer,
     authenticators: modules.flatMap((m) => m.authenticators?.socket ?? []),
-    faces: modules.flatMap((m) => (m.socket ? [m.socket] : [])),
+    faces,
     relay,
     connections,
     log,
@@ -113,7 +118,6 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   new Gauge({ name: "convene_socketio_clients", help: "Connected Socket.IO clients", registers: [metrics], collect() { this.set(io.engine.clientsCount); } });
   new Gauge({ name: "convene_sse_streams", help: "Open Server-Sent Events streams", registers: [metrics], collect() { this.set(eventStreams.size); } });
   httpServer.on("clientError", answerClientError);
-  const upgrades = modules.flatMap((m) => m.upgrades ?? []);
   httpServer.on("upgrade", (req, socket, head: Buffer) => {
     const path = req.url?.split("?")[0] ?? "";
     if (path.startsWith("/socket.io/")) return;
@@ -126,6 +130,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   let closing: Promise<void> | null = null;
   return {
     httpServer,
+    modules,
     app,
     io,
     listen(port = config.port, host = config.host) {

@@ -11,6 +11,7 @@ import type { FailedCredentialLimiter, RateLimitStores } from "../http/rate-limi
 import type { Logger } from "../logger";
 import type { Bus } from "../realtime/bus";
 import type { Connections } from "../realtime/connections";
+import type { SocketEventSpecs, SocketMessageSpec, SocketRequestSpec } from "../realtime/events";
 import type { AppSocket, SocketDelivery, SocketRelay } from "../realtime/socket-server";
 import type { EventStreams } from "../realtime/sse";
 import type { StreamRelay, StreamSource } from "../realtime/stream-relay";
@@ -48,14 +49,19 @@ export interface SocketAuthenticator {
 }
 
 /** A request-style Socket.IO event: validated payload in, `{ok: true, ...result}` ack out. */
-export interface SocketHandler<S extends ZodType = ZodType> {
+export interface SocketHandler {
   event: string;
   summary: string;
-  schema: S;
-  /** What the ack carries besides `ok` (documentation). */
-  result?: ZodType;
-  handle(socket: AppSocket, payload: z.output<S>, sockets: SocketRelay): Promise<object>;
+  schema: ZodType;
+  /** What the ack carries besides `ok` (documentation: AsyncAPI). */
+  result: ZodType;
+  handle(socket: AppSocket, payload: unknown, sockets: SocketRelay): Promise<object>;
 }
+
+/** One handler per request a module declares, each typed by its declaration's schemas. */
+export type RequestHandlers<R extends Record<string, SocketRequestSpec>> = {
+  [K in keyof R]: (socket: AppSocket, payload: z.output<R[K]["payload"]>, sockets: SocketRelay) => Promise<z.input<R[K]["result"]>>;
+};
 
 /** A module's Socket.IO face. */
 export interface SocketFace {
@@ -65,14 +71,24 @@ export interface SocketFace {
   onConnect?(socket: AppSocket, sockets: SocketRelay): void;
   handlers?: SocketHandler[];
   onDisconnect?(socket: AppSocket): void;
-  /** What it emits to clients (documentation: AsyncAPI). */
-  emits?: { event: string; summary: string; schema: ZodType }[];
+  /** Its events (AsyncAPI and the typed events): the requests are `handlers`' declarations; what it receives without an ack and what it emits. */
+  events?: SocketEventSpecs;
+}
+
+/** A WebSocket door's protocol, one JSON message per frame, by message name (the lobby's `$type`), for AsyncAPI. */
+export interface UpgradeProtocol {
+  summary: string;
+  /** Client → server. */
+  receives: Record<string, SocketMessageSpec>;
+  /** Server → client. */
+  sends: Record<string, SocketMessageSpec>;
 }
 
 /** A WebSocket door of its own on the HTTP port (the lobby's `/lobby_api`). */
 export interface Upgrade {
   path: string;
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  protocol?: UpgradeProtocol;
 }
 
 /** The user being deleted, as every module sees it. */
@@ -119,9 +135,19 @@ export function defineModule<E>(definition: ModuleDefinition<E>): ModuleDefiniti
   return definition;
 }
 
-/** Typed in one place, so a handler's payload type comes from its schema. */
-export function socketHandler<S extends ZodType>(handler: SocketHandler<S>): SocketHandler {
-  return handler as unknown as SocketHandler;
+/**
+ * The handlers of a module's declared requests (`defineSocketEvents`): each gets its
+ * payload typed by its schema and must answer what its result schema says, so the
+ * handlers, the AsyncAPI document and the typed events cannot disagree.
+ */
+export function socketHandlers<R extends Record<string, SocketRequestSpec>>(requests: R, handlers: RequestHandlers<R>): SocketHandler[] {
+  return Object.entries(requests).map(([event, spec]) => ({
+    event,
+    summary: spec.summary,
+    schema: spec.payload,
+    result: spec.result,
+    handle: handlers[event] as SocketHandler["handle"],
+  }));
 }
 
 /** The tables of a list of modules, for opening the database. */

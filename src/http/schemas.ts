@@ -27,7 +27,8 @@ export function text(min: number, max: number) {
       const length = characterCount(s);
       return length >= min && length <= max;
     }, `must be ${min}–${max} characters`)
-    .openapi({ minLength: min, maxLength: max });
+    // Metadata both documents read: OpenAPI (zod-to-openapi) and AsyncAPI (z.toJSONSchema).
+    .meta({ minLength: min, maxLength: max });
 }
 
 

@@ -1,4 +1,5 @@
 import { belowThreshold } from "./backpressure";
+import type { ServerToClientEvents } from "./events";
 import type { AppSocket } from "./socket-server";
 import type { ResumePoint, StreamItem, StreamRelay } from "./stream-relay";
 
@@ -35,7 +36,7 @@ export class SocketRelay {
   follow(
     socket: AppSocket,
     key: string,
-    event: string,
+    event: keyof ServerToClientEvents,
     after?: string | ResumePoint,
     check?: () => Promise<void>,
     options: { present?: (item: StreamItem) => object; whileIn?: string } = {},
@@ -100,9 +101,10 @@ export class SocketRelay {
     return run;
   }
 
-  emit(socket: AppSocket, event: string, payload: object): void {
+  /** A stream's item, shaped for this socket (its type is the stream's, not checked here). */
+  private emit(socket: AppSocket, event: keyof ServerToClientEvents, item: object): void {
     if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
-    socket.emit(event, payload);
+    (socket.emit as (event: string, item: object) => boolean)(event, item);
   }
 
   /**
@@ -110,7 +112,7 @@ export class SocketRelay {
    * once per item (not once per socket) and written as is, as Socket.IO's own broadcast
    * does. Only plain JSON items (no binary), which is all a stream carries.
    */
-  private emitJson(socket: AppSocket, event: string, json: string): void {
+  private emitJson(socket: AppSocket, event: keyof ServerToClientEvents, json: string): void {
     if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
     // socket.emit drops a packet for a connection that is not open; so does this.
     if (socket.conn.readyState !== "open") return;

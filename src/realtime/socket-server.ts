@@ -1,17 +1,18 @@
 import type http from "node:http";
 import { Server, type Socket } from "socket.io";
 import type { ZodType } from "zod";
-import { badRequest, notFound, type FieldProblem } from "../core/errors";
+import { badRequest, notFound } from "../core/errors";
 import type { SocketAuthenticator, SocketFace } from "../core/module";
 import { principalKey, type Principal } from "../core/principal";
 import { toProblem } from "../core/problems";
 import type { Logger } from "../logger";
 import type { Connections } from "./connections";
+import type { AckError, ClientToServerEvents, ServerToClientEvents } from "./events";
 import { SocketRelay } from "./socket-relay";
 import type { StreamRelay } from "./stream-relay";
 
 export { SocketRelay } from "./socket-relay";
-export { SocketDelivery, checkSignalSize, createSocketAdapter } from "./socket-delivery";
+export { DeliveredResult, SocketDelivery, checkSignalSize, createSocketAdapter } from "./socket-delivery";
 
 export interface SocketData {
   principal: Principal;
@@ -25,18 +26,10 @@ export interface SocketData {
   state: Map<string, unknown>;
 }
 
-export type AppSocket = Socket<Record<string, (...args: any[]) => void>, Record<string, (...args: any[]) => void>, Record<string, never>, SocketData>;
+export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type AppServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 export type Ack = (response: object) => void;
-
-export interface AckError {
-  status: number;
-  title: string;
-  detail: string;
-  errors?: FieldProblem[];
-  /** Seconds to wait (429, 503): what HTTP says in Retry-After. */
-  retry_after?: number;
-}
 
 /** Any failure as an ack's `error`: the same problem details HTTP gives, without `type`. */
 export function toAckError(error: unknown, log: Logger): AckError {
@@ -71,9 +64,9 @@ export interface SocketServerOptions {
  * module's face registers its handlers; a socket joins its principal's room and ends
  * when the principal's credentials end (the Connections registry) or expire.
  */
-export function createSocketServer(options: SocketServerOptions): Server {
+export function createSocketServer(options: SocketServerOptions): AppServer {
   const { httpServer, relay, log, connections, faces } = options;
-  const io = new Server(httpServer, {
+  const io: AppServer = new Server(httpServer, {
     path: "/socket.io",
     // Other WebSocket upgrades (the lobby) are not Socket.IO's to destroy.
     destroyUpgrade: false,
@@ -126,7 +119,7 @@ export function createSocketServer(options: SocketServerOptions): Server {
     // An event no module handles still gets its ack, rather than a client left waiting.
     socket.onAny((event: string, ...args: unknown[]) => {
       const ack = args[args.length - 1];
-      if (socket.listeners(event).length === 0 && typeof ack === "function")
+      if (socket.listeners(event as keyof ClientToServerEvents).length === 0 && typeof ack === "function")
         (ack as Ack)({ ok: false, error: toAckError(notFound(`No event is named "${event}".`), log) });
     });
   });
@@ -140,7 +133,8 @@ export function createSocketServer(options: SocketServerOptions): Server {
  * `{ok: false, error: {status, title, detail, errors?}}`.
  */
 function onRequest(socket: AppSocket, event: string, schema: ZodType, log: Logger, handler: (payload: unknown) => Promise<object>): void {
-  socket.on(event, async (...args: unknown[]) => {
+  // Any module's event: its payload is checked by its schema, not by the static types.
+  (socket.on as (event: string, listener: (...args: unknown[]) => void) => AppSocket)(event, async (...args: unknown[]) => {
     const ack: Ack = typeof args[args.length - 1] === "function" ? (args.pop() as Ack) : () => {};
     const parsed = schema.safeParse(args[0]);
     if (!parsed.success) {

@@ -1,7 +1,7 @@
 import { pageOf, PageQuerySchema, text, UuidInput } from "../../http/schemas";
 import { z } from "../../http/zod";
 import { UsernameSchema } from "../accounts";
-import { HistoryQuerySchema, IdempotencyKeySchema, MessageBodySchema } from "../messaging";
+import { HistoryQuerySchema, IdempotencyKeySchema, MessageBodySchema, MessageSchema } from "../messaging";
 
 export const ChannelNameSchema = text(1, 100).refine((name) => name.trim().length > 0, "must not be blank");
 
@@ -22,3 +22,7 @@ export const ChatSubscribePayload = z.strictObject({ channel_id: UuidInput, afte
 export const ChatUnsubscribePayload = z.strictObject({ channel_id: UuidInput });
 export const ChatSendPayload = z.strictObject({ channel_id: UuidInput, body: MessageBodySchema, idempotency_key: IdempotencyKeySchema.optional() });
 export const DirectSendPayload = z.strictObject({ to: UsernameSchema, body: MessageBodySchema, idempotency_key: IdempotencyKeySchema.optional() });
+
+/** Socket.IO ack results (besides `ok: true`). */
+export const ChannelIdResult = z.object({ channel_id: z.uuid() });
+export const PostedResult = z.object({ message: MessageSchema });

@@ -1,11 +1,36 @@
-import { socketHandler, type SocketFace } from "../../core/module";
+import { socketHandlers, type SocketFace } from "../../core/module";
+import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
 import type { AppSocket } from "../../realtime/socket-server";
 import type { ResumePoint, StreamRelay } from "../../realtime/stream-relay";
 import { asUser, USER_PRINCIPAL } from "../accounts";
-import { ChatSendPayload, ChatSubscribePayload, ChatUnsubscribePayload, DirectSendPayload } from "./chat.schemas";
+import { MessageSchema } from "../messaging";
+import { ChannelIdResult, ChatSendPayload, ChatSubscribePayload, ChatUnsubscribePayload, DirectSendPayload, PostedResult } from "./chat.schemas";
 import type { ChatService } from "./chat.service";
 
 const DIRECT_FROM = "chat:direct-from";
+
+/** The chat module's Socket.IO events: its handlers, its AsyncAPI channels and its typed events come from here. */
+export const chatEvents = defineSocketEvents({
+  requests: {
+    "chat:subscribe": {
+      summary: "Follow a channel: `chat:message` events, the missed ones (after `after`, a message id) first, before the ack",
+      payload: ChatSubscribePayload,
+      result: ChannelIdResult,
+    },
+    "chat:unsubscribe": { summary: "Stop following a channel", payload: ChatUnsubscribePayload, result: ChannelIdResult },
+    "chat:send": { summary: "Post to a channel; the ack carries the committed message", payload: ChatSendPayload, result: PostedResult },
+    "dm:send": { summary: "Send a direct message; the ack carries the committed message", payload: DirectSendPayload, result: PostedResult },
+  },
+  emits: {
+    "chat:message": { summary: "A message in a channel this socket follows (`chat:subscribe`), in order, none missed", payload: MessageSchema },
+    "dm:message": { summary: "A direct message the user sent or received, from the moment the socket connected; no subscription needed", payload: MessageSchema },
+  },
+});
+
+declare module "../../realtime/events" {
+  interface ClientToServerEvents extends ClientEventsOf<typeof chatEvents> {}
+  interface ServerToClientEvents extends ServerEventsOf<typeof chatEvents> {}
+}
 
 /**
  * chat:subscribe / chat:unsubscribe / chat:send / dm:send, each acknowledged; and a
@@ -15,6 +40,7 @@ const DIRECT_FROM = "chat:direct-from";
  */
 export function chatSocketFace(chat: ChatService, relay: StreamRelay, log: { error(obj: object, msg: string): void }): SocketFace {
   return {
+    events: chatEvents,
     async handshake(socket) {
       if (socket.data.principal.kind !== USER_PRINCIPAL) return;
       socket.data.state.set(DIRECT_FROM, await relay.resumePoint(chat.directs.key(socket.data.principal.id), undefined));
@@ -28,41 +54,25 @@ export function chatSocketFace(chat: ChatService, relay: StreamRelay, log: { err
         socket.disconnect(true);
       });
     },
-    handlers: [
-      socketHandler({
-        event: "chat:subscribe",
-        summary: "Follow a channel: `chat:message` events, the missed ones (after `after`) first",
-        schema: ChatSubscribePayload,
-        // Missed messages (after `after`) are emitted before this acknowledgement.
-        async handle(socket, { channel_id, after }, sockets) {
-          asUser(socket.data.principal);
-          await sockets.follow(socket, chat.channels.key(channel_id), "chat:message", after, async () => {
-            await chat.getChannel(channel_id);
-          });
-          return { channel_id };
-        },
+    handlers: socketHandlers(chatEvents.requests, {
+      // Missed messages (after `after`) are emitted before this acknowledgement.
+      async "chat:subscribe"(socket, { channel_id, after }, sockets) {
+        asUser(socket.data.principal);
+        await sockets.follow(socket, chat.channels.key(channel_id), "chat:message", after, async () => {
+          await chat.getChannel(channel_id);
+        });
+        return { channel_id };
+      },
+      async "chat:unsubscribe"(socket, { channel_id }, sockets) {
+        await sockets.unfollow(socket, chat.channels.key(channel_id));
+        return { channel_id };
+      },
+      "chat:send": async (socket, { channel_id, body, idempotency_key }) => ({
+        message: await chat.postToChannel(asUser(socket.data.principal).user, channel_id, body, idempotency_key),
       }),
-      socketHandler({
-        event: "chat:unsubscribe",
-        summary: "Stop following a channel",
-        schema: ChatUnsubscribePayload,
-        async handle(socket, { channel_id }, sockets) {
-          await sockets.unfollow(socket, chat.channels.key(channel_id));
-          return { channel_id };
-        },
+      "dm:send": async (socket, { to, body, idempotency_key }) => ({
+        message: await chat.sendDirect(asUser(socket.data.principal).user, to, body, idempotency_key),
       }),
-      socketHandler({
-        event: "chat:send",
-        summary: "Post to a channel; the ack carries the committed message",
-        schema: ChatSendPayload,
-        handle: async (socket, { channel_id, body, idempotency_key }) => ({ message: await chat.postToChannel(asUser(socket.data.principal).user, channel_id, body, idempotency_key) }),
-      }),
-      socketHandler({
-        event: "dm:send",
-        summary: "Send a direct message; the ack carries the committed message",
-        schema: DirectSendPayload,
-        handle: async (socket, { to, body, idempotency_key }) => ({ message: await chat.sendDirect(asUser(socket.data.principal).user, to, body, idempotency_key) }),
-      }),
-    ],
+    }),
   };
 }

@@ -3,11 +3,11 @@ import type { Principal } from "../../core/principal";
 import type { Connections } from "../../realtime/connections";
 import type { StreamRelay } from "../../realtime/stream-relay";
 import { USER_PRINCIPAL, type UserPrincipal } from "../accounts";
-import { INVALID_MESSAGE, NOT_AUTHENTICATED, NOT_AUTHORIZED, type ClientMessage, type LobbyEvent } from "./lobby.protocol";
+import { INVALID_MESSAGE, NOT_AUTHENTICATED, NOT_AUTHORIZED, type ClientMessage, type LobbyEvent, type ServerMessage } from "./lobby.protocol";
 import { LOBBY_STREAM, LobbyFailure, type LobbyChange, type LobbyService } from "./lobby.service";
 
 export interface SessionDoor {
-  send(message: object): void;
+  send(message: ServerMessage): void;
   /** The login's credentials ended (a password change, a deletion): close the connection. */
   end(): void;
   /** The client's address: where its wrong passwords are counted. */
@@ -70,7 +70,7 @@ export class LobbySession {
     this.unregister = null;
   }
 
-  private send(message: object): void {
+  private send(message: ServerMessage): void {
     if (!this.closed) this.door.send(message);
   }
 
@@ -177,7 +177,7 @@ export class LobbySession {
     try {
       const event = await apply();
       // A subscriber gets it from the stream; anyone else gets it once, as the answer.
-      if (!this.subscribed) this.send(event as object);
+      if (!this.subscribed) this.send(event);
       // ...before what the client sends next is answered (bounded: a lost event is repaired later).
       else await this.delivery(event.version);
     } catch (error) {

@@ -1,13 +1,29 @@
 import type { SocketFace } from "../../core/module";
+import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
 import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
 import type { AppSocket } from "../../realtime/socket-server";
 import type { StreamRelay } from "../../realtime/stream-relay";
-import { EventSchema, parseMessage } from "./lobby.protocol";
+import { ClientMessage, parseMessage, ServerMessage } from "./lobby.protocol";
 import type { LobbyService } from "./lobby.service";
 import { LobbySession } from "./lobby.session";
 
 const SESSION = "lobby:session";
+
+/** The lobby's Socket.IO events: the `/lobby_api` messages both ways, in one event name. */
+export const lobbyEvents = defineSocketEvents({
+  receives: {
+    lobby: { summary: "A `/lobby_api` client message (no ack: answered by `lobby` events); the socket is logged in as its token's user", payload: ClientMessage },
+  },
+  emits: {
+    lobby: { summary: "A `/lobby_api` server message: an answer, or an event of the table subscription", payload: ServerMessage },
+  },
+});
+
+declare module "../../realtime/events" {
+  interface ClientToServerEvents extends ClientEventsOf<typeof lobbyEvents> {}
+  interface ServerToClientEvents extends ServerEventsOf<typeof lobbyEvents> {}
+}
 
 /** The lobby over Socket.IO: `lobby` events both ways, carrying the `/lobby_api` messages; the socket is signed in already. */
 export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connections: Connections, log: Logger): SocketFace {
@@ -30,6 +46,6 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
     onDisconnect(socket: AppSocket) {
       (socket.data.state.get(SESSION) as LobbySession | undefined)?.close();
     },
-    emits: [{ event: "lobby", summary: "A lobby answer or event, as on `/lobby_api`", schema: EventSchema }],
+    events: lobbyEvents,
   };
 }

@@ -5,7 +5,7 @@ import type { Upgrade } from "../../core/module";
 import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
 import type { StreamRelay } from "../../realtime/stream-relay";
-import { parseMessage } from "./lobby.protocol";
+import { LOBBY_CLIENT_MESSAGES, LOBBY_SERVER_MESSAGES, parseMessage } from "./lobby.protocol";
 import type { LobbyService } from "./lobby.service";
 import { LobbySession } from "./lobby.session";
 
@@ -65,6 +65,11 @@ export class LobbyWebSocketDoor {
     path: LOBBY_PATH,
     handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit("connection", ws, req));
+    },
+    protocol: {
+      summary: "The game lobby: one JSON object per frame (text, or binary holding UTF-8 JSON), each named by its `$type`; the server answers in text frames",
+      receives: LOBBY_CLIENT_MESSAGES,
+      sends: LOBBY_SERVER_MESSAGES,
     },
   };
 

@@ -1,9 +1,31 @@
 import { notFound } from "../../core/errors";
-import { socketHandler, type Kernel, type SocketFace } from "../../core/module";
-import { checkSignalSize, principalRoom, type AppSocket, type SocketRelay } from "../../realtime/socket-server";
+import { socketHandlers, type Kernel, type SocketFace } from "../../core/module";
+import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
+import { checkSignalSize, DeliveredResult, principalRoom, type AppSocket, type SocketRelay } from "../../realtime/socket-server";
 import type { ResumePoint, StreamItem } from "../../realtime/stream-relay";
 import { PairSignalPayload, PairIncomingCallSchema, PairMessageSchema, PairSignalSchema } from "./pair.schemas";
 import { asPair, PAIR_PRINCIPAL, type PairService } from "./pair.service";
+
+/** The pair module's Socket.IO events: its handlers, its AsyncAPI channels and its typed events come from here. */
+export const pairEvents = defineSocketEvents({
+  requests: {
+    "pair:signal": {
+      summary: "Relay signaling data (a JSON object up to 64 KiB) to the other member's sockets, on any process; not stored",
+      payload: PairSignalPayload,
+      result: DeliveredResult,
+    },
+  },
+  emits: {
+    "pair:incoming_call": { summary: "Someone connected to you (`POST /pair/users/:publicId/connect`): their room with you", payload: PairIncomingCallSchema },
+    "pair:message": { summary: "A message in one of your pair rooms (all followed from connecting; ordered, none missed; live only)", payload: PairMessageSchema },
+    "pair:signal": { summary: "Signaling data from the other member of a pair room", payload: PairSignalSchema },
+  },
+});
+
+declare module "../../realtime/events" {
+  interface ClientToServerEvents extends ClientEventsOf<typeof pairEvents> {}
+  interface ServerToClientEvents extends ServerEventsOf<typeof pairEvents> {}
+}
 
 /** Bus topic: a pair room was opened or closed, so its members' sockets on every process follow it or stop. */
 export const PAIR_ROOMS_TOPIC = "pair:rooms";
@@ -124,30 +146,21 @@ export function pairSocketFace(pair: PairService, kernel: Kernel, followers: Pai
     onDisconnect: (socket) => {
       if (asPair(socket.data.principal)) followers.forget(socket);
     },
-    handlers: [
-      socketHandler({
-        event: "pair:signal",
-        summary: "Relay signaling data to the other member of a pair room",
-        schema: PairSignalPayload,
-        async handle(socket, { roomId, data }) {
-          const me = asPair(socket.data.principal);
-          if (!me) throw notFound("No such pair room.");
-          checkSignalSize(data);
-          const room = await pair.room(me, roomId);
-          const other = room.a_id === me.id ? room.b_id : room.a_id;
-          const delivered = await kernel.sockets.emit(principalRoom({ kind: PAIR_PRINCIPAL, id: other }), "pair:signal", {
-            roomId,
-            from: { publicId: me.publicId, username: me.name },
-            data,
-          });
-          return { delivered };
-        },
-      }),
-    ],
-    emits: [
-      { event: "pair:incoming_call", summary: "Someone connected to you: their room with you", schema: PairIncomingCallSchema },
-      { event: "pair:message", summary: "A message in one of your pair rooms (all followed from connecting; ordered, none missed)", schema: PairMessageSchema },
-      { event: "pair:signal", summary: "Signaling data from the other member of a pair room", schema: PairSignalSchema },
-    ],
+    events: pairEvents,
+    handlers: socketHandlers(pairEvents.requests, {
+      async "pair:signal"(socket, { roomId, data }) {
+        const me = asPair(socket.data.principal);
+        if (!me) throw notFound("No such pair room.");
+        checkSignalSize(data);
+        const room = await pair.room(me, roomId);
+        const other = room.a_id === me.id ? room.b_id : room.a_id;
+        const delivered = await kernel.sockets.emit(principalRoom({ kind: PAIR_PRINCIPAL, id: other }), "pair:signal", {
+          roomId,
+          from: { publicId: me.publicId, username: me.name },
+          data,
+        });
+        return { delivered };
+      },
+    }),
   };
 }

@@ -23,3 +23,8 @@ export const RoomListQuery = PageQuerySchema.extend({ member: z.string().min(1).
 export const RoomSubscribePayload = z.strictObject({ guid: UuidInput, after: HistoryQuerySchema.shape.after });
 export const RoomGuidPayload = z.strictObject({ guid: UuidInput });
 export const RoomSignalPayload = z.strictObject({ guid: UuidInput, to: z.string().min(1).max(64), data: z.record(z.string(), z.unknown()) });
+
+/** Socket.IO: what `room:signal` delivers, and the acks' results (besides `ok: true`). */
+export const RoomSignalSchema = z.object({ guid: z.uuid(), from: z.string(), data: z.record(z.string(), z.unknown()) });
+export const RoomResult = z.object({ room: RoomSchema });
+export const EmptyResult = z.object({});

@@ -1,10 +1,47 @@
 import { notFound } from "../../core/errors";
-import { socketHandler, type Kernel, type SocketFace } from "../../core/module";
-import { checkSignalSize, principalRoom } from "../../realtime/socket-server";
+import { socketHandlers, type Kernel, type SocketFace } from "../../core/module";
+import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
+import { checkSignalSize, DeliveredResult, principalRoom } from "../../realtime/socket-server";
 import { asUser, USER_PRINCIPAL, type AccountsService } from "../accounts";
+import { MessageSchema } from "../messaging";
 import { roomsPolicy } from "./rooms.policy";
-import { RoomGuidPayload, RoomSignalPayload, RoomSubscribePayload } from "./rooms.schemas";
+import {
+  EmptyResult,
+  RoomGuidPayload,
+  RoomResult,
+  RoomSchema,
+  RoomSignalPayload,
+  RoomSignalSchema,
+  RoomSubscribePayload,
+} from "./rooms.schemas";
 import type { Room, RoomsService } from "./rooms.service";
+
+/** The rooms module's Socket.IO events: its handlers, its AsyncAPI channels and its typed events come from here. */
+export const roomsEvents = defineSocketEvents({
+  requests: {
+    "room:subscribe": {
+      summary: "Follow a room (participants only): `room:updated`, and `room:message` with the missed ones (after `after`, a message id) first",
+      payload: RoomSubscribePayload,
+      result: RoomResult,
+    },
+    "room:unsubscribe": { summary: "Stop following a room (a no-op when not subscribed)", payload: RoomGuidPayload, result: EmptyResult },
+    "room:signal": {
+      summary: "Relay WebRTC signaling (`data`, a JSON object up to 64 KiB) to every socket of participant `to`, on any process; not stored",
+      payload: RoomSignalPayload,
+      result: DeliveredResult,
+    },
+  },
+  emits: {
+    "room:updated": { summary: "The room after a membership or host change (live only); one last time without you when you leave or are removed", payload: RoomSchema },
+    "room:message": { summary: "A message in the room's chat, in order, none missed", payload: MessageSchema },
+    "room:signal": { summary: "Signaling data from another participant", payload: RoomSignalSchema },
+  },
+});
+
+declare module "../../realtime/events" {
+  interface ClientToServerEvents extends ClientEventsOf<typeof roomsEvents> {}
+  interface ServerToClientEvents extends ServerEventsOf<typeof roomsEvents> {}
+}
 
 export const conferenceRoom = (guid: string) => `conference:${guid}`;
 
@@ -23,60 +60,46 @@ export function notifier(kernel: Kernel) {
 
 export function roomsSocketFace(kernel: Kernel, rooms: RoomsService, accounts: AccountsService): SocketFace {
   return {
-    handlers: [
-      socketHandler({
-        event: "room:subscribe",
-        summary: "Follow a room: `room:updated` and `room:message` (missed ones after `after` first)",
-        schema: RoomSubscribePayload,
-        async handle(socket, { guid, after }, sockets) {
-          const user = asUser(socket.data.principal);
-          const allowed = async () => {
-            const room = await rooms.get(guid);
-            roomsPolicy.authorize(user, "take_part", room);
-            return room;
-          };
-          let room = await allowed();
-          // In the room's channel before following its chat: leaving the channel (on any
-          // process) is what stops the chat, so a participant who leaves gets nothing more.
-          await socket.join(conferenceRoom(guid));
-          try {
-            await sockets.follow(socket, rooms.chat.key(guid), "room:message", after, undefined, { whileIn: conferenceRoom(guid) });
-            // A leave that committed while this socket was joining missed it: look again.
-            room = await allowed();
-          } catch (error) {
-            await socket.leave(conferenceRoom(guid));
-            await sockets.unfollow(socket, rooms.chat.key(guid));
-            throw error;
-          }
-          return { room };
-        },
-      }),
-      socketHandler({
-        event: "room:unsubscribe",
-        summary: "Stop following a room",
-        schema: RoomGuidPayload,
-        async handle(socket, { guid }, sockets) {
-          await socket.leave(conferenceRoom(guid));
-          await sockets.unfollow(socket, rooms.chat.key(guid));
-          return {};
-        },
-      }),
-      socketHandler({
-        event: "room:signal",
-        summary: "Relay WebRTC signaling to another participant's sockets",
-        schema: RoomSignalPayload,
-        async handle(socket, { guid, to, data }) {
-          const user = asUser(socket.data.principal);
+    events: roomsEvents,
+    handlers: socketHandlers(roomsEvents.requests, {
+      async "room:subscribe"(socket, { guid, after }, sockets) {
+        const user = asUser(socket.data.principal);
+        const allowed = async () => {
           const room = await rooms.get(guid);
           roomsPolicy.authorize(user, "take_part", room);
-          if (!room.participants.some((name) => name.toLowerCase() === to.toLowerCase())) throw notFound(`${to} is not in this room.`);
-          checkSignalSize(data);
-          const target = await accounts.findByUsername(kernel.dataSource.manager, to);
-          if (!target) throw notFound(`${to} is not in this room.`);
-          const delivered = await kernel.sockets.emit(principalRoom({ kind: USER_PRINCIPAL, id: target.id }), "room:signal", { guid, from: user.name, data });
-          return { delivered };
-        },
-      }),
-    ],
+          return room;
+        };
+        let room = await allowed();
+        // In the room's channel before following its chat: leaving the channel (on any
+        // process) is what stops the chat, so a participant who leaves gets nothing more.
+        await socket.join(conferenceRoom(guid));
+        try {
+          await sockets.follow(socket, rooms.chat.key(guid), "room:message", after, undefined, { whileIn: conferenceRoom(guid) });
+          // A leave that committed while this socket was joining missed it: look again.
+          room = await allowed();
+        } catch (error) {
+          await socket.leave(conferenceRoom(guid));
+          await sockets.unfollow(socket, rooms.chat.key(guid));
+          throw error;
+        }
+        return { room };
+      },
+      async "room:unsubscribe"(socket, { guid }, sockets) {
+        await socket.leave(conferenceRoom(guid));
+        await sockets.unfollow(socket, rooms.chat.key(guid));
+        return {};
+      },
+      async "room:signal"(socket, { guid, to, data }) {
+        const user = asUser(socket.data.principal);
+        const room = await rooms.get(guid);
+        roomsPolicy.authorize(user, "take_part", room);
+        if (!room.participants.some((name) => name.toLowerCase() === to.toLowerCase())) throw notFound(`${to} is not in this room.`);
+        checkSignalSize(data);
+        const target = await accounts.findByUsername(kernel.dataSource.manager, to);
+        if (!target) throw notFound(`${to} is not in this room.`);
+        const delivered = await kernel.sockets.emit(principalRoom({ kind: USER_PRINCIPAL, id: target.id }), "room:signal", { guid, from: user.name, data });
+        return { delivered };
+      },
+    }),
   };
 }
