@@ -99,13 +99,15 @@ describe("platform", () => {
       }
     });
 
-    it("refuses at start-up a route without a unique camelCase operationId, with an undeclared tag, or an SSE route without text/event-stream", () => {
+    it("refuses at start-up a route without a unique camelCase operationId, a route declared twice, an undeclared tag, or an SSE route without text/event-stream", () => {
       const api = new Api(createRegistry(), new Authenticators([]));
       const route = { method: "get", path: "/a", operationId: "getA", summary: "A", tag: "T", auth: "none", responses: { 200: { description: "ok" } } } as const;
       api.route(route, () => {});
       expect(() => api.route({ ...route, path: "/b" }, () => {})).toThrow(/getA.*used twice/);
       expect(() => api.route({ ...route, operationId: "get-b" }, () => {})).toThrow(/camelCase/);
-      expect(() => api.route({ ...route, operationId: "followC", queryToken: true }, () => {})).toThrow(/text\/event-stream/);
+      api.route({ ...route, path: "/a/:id", operationId: "getAnA" }, () => {});
+      expect(() => api.route({ ...route, path: "/a/:name", operationId: "getAnotherA" }, () => {})).toThrow(/declared twice/);
+      expect(() => api.route({ ...route, path: "/c", operationId: "followC", queryToken: true }, () => {})).toThrow(/text\/event-stream/);
       expect(() => api.tags()).toThrow(/not declared.*T/);
       api.tag("T", "Things");
       expect(api.tags()).toEqual([{ name: "T", description: "Things" }]);

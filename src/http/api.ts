@@ -1,6 +1,6 @@
 import type { OpenAPIRegistry, ResponseConfig } from "@asteasolutions/zod-to-openapi";
 import { Router, type Request, type RequestHandler, type Response } from "express";
-import type { ZodObject, ZodType, z } from "zod";
+import type { ZodObject, ZodType } from "zod";
 import type { Principal } from "../core/principal";
 import type { Authenticators } from "./auth-context";
 import { DomainError, type FieldProblem } from "../core/errors";
@@ -8,7 +8,7 @@ import type { ProblemPresenter } from "./error-handler";
 import { NO_FAILED_CREDENTIAL_LIMIT, type FailedCredentialLimiter } from "./rate-limit";
 import { HEADERS_TOO_LARGE_REF } from "./openapi";
 import { ProblemSchema } from "./schemas";
-import { z as zod } from "./zod";
+import { z } from "./zod";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
 type AuthMode = "none" | "required";
@@ -79,7 +79,7 @@ const EVENT_STREAM = "text/event-stream";
  * format described (OpenAPI 3.1 has no schema for a stream's items) and shown by example.
  */
 export function eventStreamResponse(description: string, format: string, example: string): ResponseSpec {
-  return { description, contentType: EVENT_STREAM, schema: zod.string().openapi({ description: format, example }) };
+  return { description, contentType: EVENT_STREAM, schema: z.string().openapi({ description: format, example }) };
 }
 
 /** Express `:name` → OpenAPI `{name}`. */
@@ -93,6 +93,8 @@ const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, "{$1}"
 export class Api {
   readonly router = Router();
   private readonly operationIds = new Set<string>();
+  /** `get /users/{}`: a route's method and path with its parameters unnamed. */
+  private readonly operations = new Set<string>();
   private readonly declaredTags = new Map<string, string>();
   private readonly usedTags = new Set<string>();
 
@@ -189,6 +191,10 @@ export class Api {
     if (!OPERATION_ID.test(spec.operationId)) throw new Error(`operationId "${spec.operationId}" (${spec.method} ${spec.path}) is not camelCase`);
     if (this.operationIds.has(spec.operationId)) throw new Error(`operationId "${spec.operationId}" (${spec.method} ${spec.path}) is used twice`);
     this.operationIds.add(spec.operationId);
+    // The same route under other parameter names would be listed twice and only one would run.
+    const operation = `${spec.method} ${spec.path.replace(/:[A-Za-z0-9_]+/g, ":")}`;
+    if (this.operations.has(operation)) throw new Error(`${spec.method} ${spec.path} is declared twice`);
+    this.operations.add(operation);
     this.usedTags.add(spec.tag);
     const streams = Object.values(spec.responses).some((response) => typeof response !== "string" && response.contentType === EVENT_STREAM);
     if (spec.queryToken && !streams) throw new Error(`${spec.method} ${spec.path} takes ?access_token= but documents no ${EVENT_STREAM} answer`);
