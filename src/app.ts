@@ -64,7 +64,7 @@ export function createApp({ config, log, authenticators, failedCredentials, rout
   for (const register of routes) register(api);
   app.use(api.router);
 
-  const document = generateDocument(registry, version);
+  const document = generateDocument(registry, { version, tags: api.tags(), publicUrl: config.publicUrl });
   app.get("/openapi.json", (_req, res) => {
     res.json(document);
   });

@@ -1,5 +1,8 @@
 import net from "node:net";
-import { freshDatabase, startTestServer, testDatabase, type TestServer } from "./support/test-server";
+import { Api } from "../src/http/api";
+import { Authenticators } from "../src/http/auth-context";
+import { createRegistry } from "../src/http/openapi";
+import { freshDatabase, registerUser, startTestServer, testDatabase, type TestServer } from "./support/test-server";
 
 let t: TestServer;
 beforeAll(async () => {
@@ -24,6 +27,91 @@ describe("platform", () => {
     const docs = await t.http.get("/docs/").redirects(1);
     expect(docs.status).toBe(200);
     expect(docs.text).toMatch(/swagger/i);
+  });
+
+  describe("the OpenAPI document, as tools need it", () => {
+    type Operation = { operationId?: string; summary?: string; tags?: string[]; parameters?: { in: string; name: string }[]; responses: Record<string, { $ref?: string; content?: Record<string, unknown> }> };
+    type Document = {
+      servers?: { url: string }[];
+      tags?: { name: string; description?: string }[];
+      paths: Record<string, Record<string, Operation>>;
+      components: { responses?: Record<string, unknown> };
+    };
+    let doc: Document;
+    let operations: { method: string; path: string; op: Operation }[];
+    beforeAll(async () => {
+      doc = (await t.http.get("/openapi.json")).body as Document;
+      operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ method, path, op })));
+    });
+
+    it("names every operation with a unique camelCase operationId", () => {
+      expect(operations.length).toBeGreaterThan(40);
+      const ids = operations.map(({ op }) => op.operationId);
+      for (const id of ids) expect(id).toMatch(/^[a-z][a-zA-Z0-9]*$/);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(doc.paths["/rooms"].get.operationId).toBe("listRooms");
+      expect(doc.paths["/chat/rooms/{id}/messages"].post.operationId).toBe("postChannelMessage");
+    });
+
+    it("says which server it describes", () => {
+      // No PUBLIC_URL in tests: the relative "/" (wherever the document was fetched from).
+      expect(doc.servers).toEqual([expect.objectContaining({ url: "/" })]);
+    });
+
+    it("lists each operation once, under one declared tag, with a summary and a 4xx answer", () => {
+      const declared = new Map((doc.tags ?? []).map((tag) => [tag.name, tag.description]));
+      for (const { method, path, op } of operations) {
+        const where = `${method} ${path}`;
+        // Swagger UI lists an operation once per tag: one tag, one listing.
+        expect([where, op.tags?.length]).toEqual([where, 1]);
+        expect([where, declared.get(op.tags![0])]).toEqual([where, expect.stringMatching(/\S/)]);
+        expect([where, op.summary]).toEqual([where, expect.stringMatching(/\S/)]);
+        expect([where, Object.keys(op.responses).some((status) => /^4\d\d$/.test(status))]).toEqual([where, true]);
+      }
+      // Paths that differ only in a parameter's name are the same route written twice.
+      const shapes = Object.keys(doc.paths).map((path) => path.replace(/\{[^}]+\}/g, "{}"));
+      expect(shapes.filter((shape, i) => shapes.indexOf(shape) !== i)).toEqual([]);
+      expect(Object.keys(doc.paths["/users/{username}/rooms"])).toEqual(["get"]);
+      expect(doc.paths["/users/{username}/rooms"].get.tags).toEqual(["Conference rooms"]);
+    });
+
+    it("refers only to components it has", () => {
+      const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/(\w+)\/(\w+)"/g)].map((m) => [m[1], m[2]]);
+      expect(refs.length).toBeGreaterThan(0);
+      for (const [kind, name] of refs) expect((doc.components as Record<string, Record<string, unknown>>)[kind]).toHaveProperty([name]);
+    });
+
+    it("declares text/event-stream on the Server-Sent Events routes, which answer with it", async () => {
+      // The SSE routes are the ones that take ?access_token= (EventSource cannot send headers).
+      const sse = operations.filter(({ op }) => op.parameters?.some((p) => p.in === "query" && p.name === "access_token"));
+      expect(sse.map(({ method, path }) => `${method} ${path}`).sort()).toEqual(["get /chat/rooms/{id}/subscribe", "get /chat/subscribe"]);
+      const streaming = operations.filter(({ op }) => Object.values(op.responses).some((r) => r.content?.["text/event-stream"]));
+      expect(streaming.map(({ path }) => path).sort()).toEqual(sse.map(({ path }) => path).sort());
+      const user = await registerUser(t);
+      const channel = (await t.http.post("/chat/rooms").set("Authorization", `Bearer ${user.token}`).send({ name: `openapi-${Date.now()}` })).body as { id: string };
+      for (const { path, op } of sse) {
+        const content = op.responses["200"].content!["text/event-stream"] as { schema: { type: string; description: string; example: string } };
+        expect(content.schema).toMatchObject({ type: "string", description: expect.stringMatching(/event: message/), example: expect.stringMatching(/^retry: /) });
+        const controller = new AbortController();
+        const res = await fetch(`${t.url}${path.replace("{id}", channel.id)}?access_token=${user.token}`, { signal: controller.signal });
+        controller.abort();
+        expect([path, res.status, res.headers.get("content-type")]).toEqual([path, 200, expect.stringMatching(/^text\/event-stream/)]);
+      }
+    });
+
+    it("refuses at start-up a route without a unique camelCase operationId, a route declared twice, an undeclared tag, or an SSE route without text/event-stream", () => {
+      const api = new Api(createRegistry(), new Authenticators([]));
+      const route = { method: "get", path: "/a", operationId: "getA", summary: "A", tag: "T", auth: "none", responses: { 200: { description: "ok" } } } as const;
+      api.route(route, () => {});
+      expect(() => api.route({ ...route, path: "/b" }, () => {})).toThrow(/getA.*used twice/);
+      expect(() => api.route({ ...route, operationId: "get-b" }, () => {})).toThrow(/camelCase/);
+      api.route({ ...route, path: "/a/:id", operationId: "getAnA" }, () => {});
+      expect(() => api.route({ ...route, path: "/a/:name", operationId: "getAnotherA" }, () => {})).toThrow(/declared twice/);
+      expect(() => api.route({ ...route, path: "/c", operationId: "followC", queryToken: true }, () => {})).toThrow(/text\/event-stream/);
+      expect(() => api.tags()).toThrow(/not declared.*T/);
+      api.tag("T", "Things");
+      expect(api.tags()).toEqual([{ name: "T", description: "Things" }]);
+    });
   });
 
   it("serves Prometheus metrics", async () => {

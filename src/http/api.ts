@@ -1,28 +1,36 @@
 import type { OpenAPIRegistry, ResponseConfig } from "@asteasolutions/zod-to-openapi";
 import { Router, type Request, type RequestHandler, type Response } from "express";
-import type { ZodObject, ZodType, z } from "zod";
+import type { ZodObject, ZodType } from "zod";
 import type { Principal } from "../core/principal";
 import type { Authenticators } from "./auth-context";
 import { DomainError, type FieldProblem } from "../core/errors";
 import type { ProblemPresenter } from "./error-handler";
 import { NO_FAILED_CREDENTIAL_LIMIT, type FailedCredentialLimiter } from "./rate-limit";
+import { HEADERS_TOO_LARGE_REF } from "./openapi";
 import { ProblemSchema } from "./schemas";
+import { z } from "./zod";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
 type AuthMode = "none" | "required";
 
 /** A response: a schema for JSON bodies, a string for a problem+json answer, or a full config. */
-type ResponseSpec = { description: string; schema?: ZodType; contentType?: string; headers?: Record<string, string> } | string;
+export type ResponseSpec = { description: string; schema?: ZodType; contentType?: string; headers?: Record<string, string> } | string;
 
 export interface EndpointSpec<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode> {
   method: Method;
   /** Express-style path: `/users/:username`. */
   path: string;
+  /**
+   * The operation's name in generated clients: camelCase, unique across the server, a verb
+   * and what it acts on (`listRooms`, `postChannelMessage`). Renaming one breaks clients.
+   */
+  operationId: string;
   summary: string;
   description?: string;
-  tags: string[];
+  /** The one group the route is listed under (declared with `Api.tag`); one, so /docs shows it once. */
+  tag: string;
   auth: A;
-  /** SSE routes take the token as `?access_token=` too. */
+  /** SSE routes take the token as `?access_token=` too; they must answer `text/event-stream` (see `eventStreamResponse`). */
   queryToken?: boolean;
   params?: P;
   query?: Q;
@@ -63,6 +71,17 @@ function hasBody(req: Request): boolean {
   return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
+const OPERATION_ID = /^[a-z][a-zA-Z0-9]*$/;
+const EVENT_STREAM = "text/event-stream";
+
+/**
+ * A Server-Sent Events answer: `text/event-stream` whose body is a string of events, its
+ * format described (OpenAPI 3.1 has no schema for a stream's items) and shown by example.
+ */
+export function eventStreamResponse(description: string, format: string, example: string): ResponseSpec {
+  return { description, contentType: EVENT_STREAM, schema: z.string().openapi({ description: format, example }) };
+}
+
 /** Express `:name` → OpenAPI `{name}`. */
 const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
 
@@ -73,12 +92,30 @@ const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, "{$1}"
  */
 export class Api {
   readonly router = Router();
+  private readonly operationIds = new Set<string>();
+  /** `get /users/{}`: a route's method and path with its parameters unnamed. */
+  private readonly operations = new Set<string>();
+  private readonly declaredTags = new Map<string, string>();
+  private readonly usedTags = new Set<string>();
 
   constructor(
     private readonly registry: OpenAPIRegistry,
     private readonly authenticators: Authenticators,
     private readonly failedCredentials: FailedCredentialLimiter = NO_FAILED_CREDENTIAL_LIMIT,
   ) {}
+
+  /** Declares a group of routes for the document's top-level `tags`, with what it is for. */
+  tag(name: string, description: string): void {
+    if (this.declaredTags.has(name)) throw new Error(`OpenAPI tag "${name}" is declared twice`);
+    this.declaredTags.set(name, description);
+  }
+
+  /** The document's top-level `tags`, in declaration order; every tag a route uses must be declared. */
+  tags(): Array<{ name: string; description: string }> {
+    const undeclared = [...this.usedTags].filter((name) => !this.declaredTags.has(name));
+    if (undeclared.length > 0) throw new Error(`OpenAPI tags used by routes but not declared with api.tag(): ${undeclared.join(", ")}`);
+    return [...this.declaredTags].map(([name, description]) => ({ name, description }));
+  }
 
   route<P extends ZodObject, Q extends ZodObject, B extends ZodType, A extends AuthMode>(
     spec: EndpointSpec<P, Q, B, A>,
@@ -150,7 +187,18 @@ export class Api {
   }
 
   private register(spec: EndpointSpec<ZodObject, ZodObject, ZodType, AuthMode>): void {
-    const responses: Record<string, ResponseConfig> = {};
+    // Mistakes in a route's description fail at start-up (and so in every test), not in a client generator.
+    if (!OPERATION_ID.test(spec.operationId)) throw new Error(`operationId "${spec.operationId}" (${spec.method} ${spec.path}) is not camelCase`);
+    if (this.operationIds.has(spec.operationId)) throw new Error(`operationId "${spec.operationId}" (${spec.method} ${spec.path}) is used twice`);
+    this.operationIds.add(spec.operationId);
+    // The same route under other parameter names would be listed twice and only one would run.
+    const operation = `${spec.method} ${spec.path.replace(/:[A-Za-z0-9_]+/g, ":")}`;
+    if (this.operations.has(operation)) throw new Error(`${spec.method} ${spec.path} is declared twice`);
+    this.operations.add(operation);
+    this.usedTags.add(spec.tag);
+    const streams = Object.values(spec.responses).some((response) => typeof response !== "string" && response.contentType === EVENT_STREAM);
+    if (spec.queryToken && !streams) throw new Error(`${spec.method} ${spec.path} takes ?access_token= but documents no ${EVENT_STREAM} answer`);
+    const responses: Record<string, ResponseConfig | { $ref: string }> = {};
     for (const [status, response] of Object.entries(spec.responses)) {
       if (typeof response === "string") {
         responses[status] = { description: response, content: { "application/problem+json": { schema: ProblemSchema } } };
@@ -173,12 +221,15 @@ export class Api {
     };
     for (const [status, description] of Object.entries(common))
       if (description && !responses[status]) responses[status] = { description, content: { "application/problem+json": { schema: ProblemSchema } } };
+    // Node's HTTP parser answers it before any route runs, so every route can.
+    responses[431] ??= { $ref: HEADERS_TOO_LARGE_REF };
     this.registry.registerPath({
       method: spec.method,
       path: toOpenApiPath(spec.path),
+      operationId: spec.operationId,
       summary: spec.summary,
       description: spec.description,
-      tags: spec.tags,
+      tags: [spec.tag],
       security: spec.auth === "required" ? [{ bearerAuth: [] }, { basicAuth: [] }] : [],
       request: {
         params: spec.params,

@@ -16,12 +16,13 @@ import {
 } from "./accounts.schemas";
 import type { AccountsService } from "./accounts.service";
 
-const tags = ["Accounts"];
+const tag = "Accounts";
 
 export function registerAccountsRoutes(api: Api, accounts: AccountsService, credentialLimiter: RequestHandler): void {
+  api.tag(tag, "Sign-up, sign-in and sign-out, and user profiles.");
   api.route(
     {
-      method: "post", path: "/auth/register", summary: "Create an account and sign in", tags, auth: "none",
+      method: "post", path: "/auth/register", operationId: "register", summary: "Create an account and sign in", tag, auth: "none",
       body: RegisterBody, before: [credentialLimiter],
       responses: { 201: { description: "The new user and a bearer token", schema: AuthResultSchema }, 409: "The username is taken", 429: "Too many attempts" },
     },
@@ -32,7 +33,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "post", path: "/auth/login", summary: "Sign in", tags, auth: "none",
+      method: "post", path: "/auth/login", operationId: "login", summary: "Sign in", tag, auth: "none",
       body: LoginBody, before: [credentialLimiter],
       responses: { 200: { description: "The user and a bearer token", schema: AuthResultSchema }, 401: "Wrong username or password", 429: "Too many attempts" },
     },
@@ -43,7 +44,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "post", path: "/auth/logout", summary: "End the session of the bearer token used", tags, auth: "required",
+      method: "post", path: "/auth/logout", operationId: "logout", summary: "End the session of the bearer token used", tag, auth: "required",
       responses: { 204: { description: "Signed out; the token no longer works anywhere" } },
     },
     async ({ auth, res }) => {
@@ -54,7 +55,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "get", path: "/users", summary: "List users", tags, auth: "none", query: PageQuerySchema,
+      method: "get", path: "/users", operationId: "listUsers", summary: "List users", tag, auth: "none", query: PageQuerySchema,
       responses: { 200: { description: "A page of users, by username", schema: UserPageSchema }, 400: "Invalid limit or cursor" },
     },
     async ({ query, res }) => {
@@ -64,7 +65,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "get", path: "/users/me", summary: "The caller, with private fields", tags, auth: "required",
+      method: "get", path: "/users/me", operationId: "getCurrentUser", summary: "The caller, with private fields", tag, auth: "required",
       responses: { 200: { description: "The caller", schema: PrivateUserSchema } },
     },
     ({ auth, res }) => {
@@ -74,7 +75,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "get", path: "/users/:username", summary: "A user's public profile", tags, auth: "none", params: UsernameParams,
+      method: "get", path: "/users/:username", operationId: "getUser", summary: "A user's public profile", tag, auth: "none", params: UsernameParams,
       responses: { 200: { description: "The user", schema: PublicUserSchema }, 404: "No such user" },
     },
     async ({ params, res }) => {
@@ -84,7 +85,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "patch", path: "/users/:username", summary: "Change your password or mobile token; admins set user_type", tags, auth: "required",
+      method: "patch", path: "/users/:username", operationId: "updateUser", summary: "Change your password or mobile token; admins set user_type", tag, auth: "required",
       description:
         "A password change needs current_password and ends all your other sessions; `mobile_token: null` clears it. " +
         "`user_type` may be sent by an admin only, for any account (alone, or with the admin's own fields on their own account); " +
@@ -105,7 +106,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
 
   api.route(
     {
-      method: "delete", path: "/users/:username", summary: "Delete your account (admins: any account)", tags, auth: "required",
+      method: "delete", path: "/users/:username", operationId: "deleteUser", summary: "Delete your account (admins: any account)", tag, auth: "required",
       description: "Ends all sessions and removes everything the user owns.",
       params: UsernameParams,
       responses: { 204: { description: "Deleted" }, 403: "Not this user and not an admin", 404: "No such user", 409: "The last admin cannot be deleted" },

@@ -1,4 +1,4 @@
-import type { Api } from "../../http/api";
+import { eventStreamResponse, type Api } from "../../http/api";
 import { absoluteUrl } from "../../http/urls";
 import { EventStreams, type EventStream } from "../../realtime/sse";
 import type { ResumePoint, StreamRelay } from "../../realtime/stream-relay";
@@ -7,13 +7,18 @@ import { HistoryQuerySchema, idempotencyKeyOf, MessagePageSchema, MessageSchema,
 import { ChannelListQuery, ChannelPageSchema, ChannelParams, ChannelSchema, CreateChannelBody, DirectHistoryQuery } from "./chat.schemas";
 import type { ChatService } from "./chat.service";
 
-const tags = ["Chat"];
-const eventStream = { description: "Server-Sent Events: `message` events, `id:` the message id, `data:` the message", contentType: "text/event-stream" };
+const tag = "Chat";
+const eventStream = eventStreamResponse(
+  "Server-Sent Events: one `message` event per message, in order, until the session ends",
+  "`retry: 3000` first; then per message `id:` its id (send it back as Last-Event-ID), `event: message` and `data:` the Message as one line of JSON (the `Message` schema); `: heartbeat` comments keep the connection open.",
+  'retry: 3000\n\nid: 1042\nevent: message\ndata: {"id":"1042","channel_id":"6f1c2a0e-3b7d-4c8e-9a51-2d4f6b8e0c13","room_guid":null,"sender":"ada","recipient":null,"body":"hello","created_at":"2026-12-03T08:00:00.000Z"}\n\n: heartbeat\n\n',
+);
 
 export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRelay, streams: EventStreams, publicUrl: string | null): void {
+  api.tag(tag, "Named channels and direct messages: history, posting, and following them live over Server-Sent Events.");
   api.route(
     {
-      method: "get", path: "/chat/rooms", summary: "List channels", tags, auth: "required", query: ChannelListQuery,
+      method: "get", path: "/chat/rooms", operationId: "listChannels", summary: "List channels", tag, auth: "required", query: ChannelListQuery,
       responses: { 200: { description: "A page of channels, by name", schema: ChannelPageSchema }, 400: "Invalid limit or cursor" },
     },
     async ({ auth, query, res }) => {
@@ -24,7 +29,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "post", path: "/chat/rooms", summary: "Create a channel", tags, auth: "required", body: CreateChannelBody,
+      method: "post", path: "/chat/rooms", operationId: "createChannel", summary: "Create a channel", tag, auth: "required", body: CreateChannelBody,
       responses: { 201: { description: "The channel; Location is its absolute URL", schema: ChannelSchema }, 409: "A channel has that name (in any letter case)" },
     },
     async ({ auth, body, req, res }) => {
@@ -35,7 +40,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "get", path: "/chat/rooms/:id", summary: "A channel", tags, auth: "required", params: ChannelParams,
+      method: "get", path: "/chat/rooms/:id", operationId: "getChannel", summary: "A channel", tag, auth: "required", params: ChannelParams,
       responses: { 200: { description: "The channel", schema: ChannelSchema }, 404: "No such channel" },
     },
     async ({ auth, params, res }) => {
@@ -46,7 +51,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "get", path: "/chat/rooms/:id/messages", summary: "A channel's messages", tags, auth: "required",
+      method: "get", path: "/chat/rooms/:id/messages", operationId: "listChannelMessages", summary: "A channel's messages", tag, auth: "required",
       description: "Newest first, paged with `before`; with `after` (a message id), the messages after it, oldest first.",
       params: ChannelParams, query: HistoryQuerySchema,
       responses: { 200: { description: "A page of messages", schema: MessagePageSchema }, 400: "Invalid paging", 404: "No such channel" },
@@ -59,7 +64,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "post", path: "/chat/rooms/:id/messages", summary: "Post to a channel", tags, auth: "required",
+      method: "post", path: "/chat/rooms/:id/messages", operationId: "postChannelMessage", summary: "Post to a channel", tag, auth: "required",
       params: ChannelParams, body: PostMessageBody,
       responses: { 201: { description: "The message, committed", schema: MessageSchema }, 404: "No such channel" },
     },
@@ -70,7 +75,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "get", path: "/chat/rooms/:id/subscribe", summary: "Follow a channel (Server-Sent Events)", tags, auth: "required", queryToken: true,
+      method: "get", path: "/chat/rooms/:id/subscribe", operationId: "subscribeChannel", summary: "Follow a channel (Server-Sent Events)", tag, auth: "required", queryToken: true,
       description: "`Last-Event-ID` or `?after=` replays the messages after that id first. The token may come as `?access_token=`.",
       params: ChannelParams, query: StreamQuerySchema,
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after", 404: "No such channel" },
@@ -86,7 +91,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "post", path: "/chat/users/:username/messages", summary: "Send a direct message", tags, auth: "required",
+      method: "post", path: "/chat/users/:username/messages", operationId: "sendDirectMessage", summary: "Send a direct message", tag, auth: "required",
       params: UsernameParams, body: PostMessageBody,
       responses: { 201: { description: "The message, committed", schema: MessageSchema }, 404: "No such user" },
     },
@@ -97,7 +102,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "get", path: "/chat/messages", summary: "Your direct messages", tags, auth: "required",
+      method: "get", path: "/chat/messages", operationId: "listDirectMessages", summary: "Your direct messages", tag, auth: "required",
       description: "Messages to and from the caller; `?with=username` narrows to one conversation. Paged as channel messages.",
       query: DirectHistoryQuery,
       responses: { 200: { description: "A page of messages", schema: MessagePageSchema }, 400: "Invalid paging", 404: "No such user for `with`" },
@@ -109,7 +114,7 @@ export function registerChatRoutes(api: Api, chat: ChatService, relay: StreamRel
 
   api.route(
     {
-      method: "get", path: "/chat/subscribe", summary: "Follow your direct messages (Server-Sent Events)", tags, auth: "required", queryToken: true,
+      method: "get", path: "/chat/subscribe", operationId: "subscribeDirectMessages", summary: "Follow your direct messages (Server-Sent Events)", tag, auth: "required", queryToken: true,
       description: "Messages you send and receive. `Last-Event-ID` or `?after=` replays what was missed first.",
       query: StreamQuerySchema,
       responses: { 200: eventStream, 400: "Invalid Last-Event-ID or after" },

@@ -7,7 +7,7 @@ import { asUser, isAdmin } from "../accounts";
 import { AddTableBody, EventSchema, INVALID_MESSAGE, NOT_AUTHENTICATED, NOT_AUTHORIZED, TableListSchema, UpdateTableBody } from "./lobby.protocol";
 import { LobbyFailure, type LobbyService } from "./lobby.service";
 
-const tags = ["Lobby"];
+const tag = "Lobby";
 const IdParams = z.object({ id: z.string() });
 
 /** Failures as the lobby's `$type` bodies, with the status that says why. */
@@ -29,12 +29,19 @@ function tableId(raw: string): number {
   return Number(raw);
 }
 
-const failures = { 400: "invalid_message", 401: "not_authenticated (WWW-Authenticate: Basic)", 403: "not_authorized" };
+// The lobby answers its failures as protocol bodies (application/json), not problem+json.
+const LobbyFailureSchema = z
+  .object({ $type: z.string(), id: z.number().int().optional(), after_id: z.number().int().optional() })
+  .openapi("LobbyFailure", { description: "A lobby protocol failure; `$type` says which (`invalid_message`, `not_authenticated`, `not_authorized`, `addition_failed`, `update_failed`, `removal_failed`)" });
+const failure = (description: string) => ({ description, schema: LobbyFailureSchema });
+const failures = { 400: failure("invalid_message"), 401: failure("not_authenticated (WWW-Authenticate: Basic)"), 403: failure("not_authorized") };
+const bodyFailures = { 413: failure("invalid_message: the body is larger than MAX_BODY_BYTES"), 415: failure("invalid_message: the body is not application/json") };
 
 export function registerLobbyRoutes(api: Api, lobby: LobbyService): void {
+  api.tag(tag, "The lobby's ordered table list over REST (the `/lobby_api` protocol; its WebSocket is at `/lobby_api`). Failures are the protocol's `$type` bodies.");
   const presentError = presentLobbyError;
   api.route(
-    { method: "get", path: "/lobby_api/health", summary: "Lobby liveness", tags, auth: "none", responses: { 200: { description: "`{status: \"ok\"}`" } } },
+    { method: "get", path: "/lobby_api/health", operationId: "getLobbyHealth", summary: "Lobby liveness", tag, auth: "none", responses: { 200: { description: "Alive", schema: z.object({ status: z.literal("ok") }) } } },
     ({ res }) => {
       res.json({ status: "ok" });
     },
@@ -42,7 +49,7 @@ export function registerLobbyRoutes(api: Api, lobby: LobbyService): void {
 
   api.route(
     {
-      method: "get", path: "/lobby_api/tables", summary: "The lobby's tables, in order", tags, auth: "required", presentError,
+      method: "get", path: "/lobby_api/tables", operationId: "listLobbyTables", summary: "The lobby's tables, in order", tag, auth: "required", presentError,
       responses: { 200: { description: "table_list", schema: TableListSchema }, ...failures },
     },
     async ({ auth, res }) => {
@@ -53,8 +60,8 @@ export function registerLobbyRoutes(api: Api, lobby: LobbyService): void {
 
   api.route(
     {
-      method: "post", path: "/lobby_api/tables", summary: "Add a table after `after_id` (-1: first)", tags, auth: "required", presentError, body: AddTableBody,
-      responses: { 201: { description: "table_added", schema: EventSchema }, 409: "addition_failed", ...failures },
+      method: "post", path: "/lobby_api/tables", operationId: "addLobbyTable", summary: "Add a table after `after_id` (-1: first)", tag, auth: "required", presentError, body: AddTableBody,
+      responses: { 201: { description: "table_added", schema: EventSchema }, 409: failure("addition_failed"), ...failures, ...bodyFailures },
     },
     async ({ auth, body, res }) => {
       requireAdmin(auth);
@@ -64,8 +71,8 @@ export function registerLobbyRoutes(api: Api, lobby: LobbyService): void {
 
   api.route(
     {
-      method: "put", path: "/lobby_api/tables/:id", summary: "Change a table", tags, auth: "required", presentError, params: IdParams, body: UpdateTableBody,
-      responses: { 200: { description: "table_updated", schema: EventSchema }, 404: "update_failed", ...failures },
+      method: "put", path: "/lobby_api/tables/:id", operationId: "updateLobbyTable", summary: "Change a table", tag, auth: "required", presentError, params: IdParams, body: UpdateTableBody,
+      responses: { 200: { description: "table_updated", schema: EventSchema }, 404: failure("update_failed"), ...failures, ...bodyFailures },
     },
     async ({ auth, params, body, res }) => {
       requireAdmin(auth);
@@ -77,8 +84,8 @@ export function registerLobbyRoutes(api: Api, lobby: LobbyService): void {
 
   api.route(
     {
-      method: "delete", path: "/lobby_api/tables/:id", summary: "Remove a table", tags, auth: "required", presentError, params: IdParams,
-      responses: { 200: { description: "table_removed", schema: EventSchema }, 404: "removal_failed", ...failures },
+      method: "delete", path: "/lobby_api/tables/:id", operationId: "removeLobbyTable", summary: "Remove a table", tag, auth: "required", presentError, params: IdParams,
+      responses: { 200: { description: "table_removed", schema: EventSchema }, 404: failure("removal_failed"), ...failures },
     },
     async ({ auth, params, res }) => {
       requireAdmin(auth);

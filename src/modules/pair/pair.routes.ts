@@ -21,7 +21,7 @@ import type { PairFollowers } from "./pair.socket";
 import { forbidden } from "../../core/errors";
 import type { Principal } from "../../core/principal";
 
-const tags = ["Pair"];
+const tag = "Pair";
 const credentials = "Authenticate with header `X-Private-Id` or body field `privateId`.";
 
 /** An account is authenticated, but these routes are a pair identity's own (403); pair rooms are 404 to it, as to everyone else. */
@@ -32,14 +32,15 @@ function identity(auth: Principal): PairPrincipal {
 }
 
 export function registerPairRoutes(api: Api, pair: PairService, followers: PairFollowers, kernel: Kernel, limiter: RequestHandler): void {
+  api.tag(tag, "Anonymous pair identities (`X-Private-Id`) and the room two of them share.");
   const { sockets, connections, log } = kernel;
   api.route(
-    { method: "post", path: "/pair/users", summary: "Create an anonymous pair identity", tags, auth: "none", before: [limiter],
+    { method: "post", path: "/pair/users", operationId: "createPairIdentity", summary: "Create an anonymous pair identity", tag, auth: "none", before: [limiter],
       responses: { 201: { description: "The identity; privateId is shown only here", schema: PairUserSchema }, 429: "Too many", 503: "The public id space is running low" } },
     async ({ res }) => { res.status(201).json(await pair.create()); },
   );
   api.route(
-    { method: "post", path: "/pair/users/:publicId/connect", summary: "The room id for you and another identity", description: credentials, tags, auth: "required",
+    { method: "post", path: "/pair/users/:publicId/connect", operationId: "connectPair", summary: "The room id for you and another identity", description: credentials, tag, auth: "required",
       params: PublicIdParams, body: PrivateIdBody,
       responses: { 200: { description: "The room id (the same whether the other exists or not)", schema: ConnectSchema } } },
     async ({ auth, params, res }) => {
@@ -54,7 +55,7 @@ export function registerPairRoutes(api: Api, pair: PairService, followers: PairF
     },
   );
   api.route(
-    { method: "post", path: "/pair/rooms/:roomId/messages", summary: "Post to a pair room", description: credentials, tags, auth: "required", params: RoomParams, body: PairPostBody,
+    { method: "post", path: "/pair/rooms/:roomId/messages", operationId: "postPairMessage", summary: "Post to a pair room", description: credentials, tag, auth: "required", params: RoomParams, body: PairPostBody,
       responses: { 201: { description: "The message (its members' sockets get it as pair:message)", schema: PairMessageSchema }, 404: "No such room, or not a member" } },
     async ({ auth, params, body, req, res }) => {
       const room = await pair.room(auth, params.roomId);
@@ -62,7 +63,7 @@ export function registerPairRoutes(api: Api, pair: PairService, followers: PairF
     },
   );
   api.route(
-    { method: "get", path: "/pair/rooms/:roomId/messages", summary: "A pair room's messages", description: `Paged like every message history. ${credentials}`, tags, auth: "required",
+    { method: "get", path: "/pair/rooms/:roomId/messages", operationId: "listPairMessages", summary: "A pair room's messages", description: `Paged like every message history. ${credentials}`, tag, auth: "required",
       params: RoomParams, query: PairHistoryQuery,
       responses: { 200: { description: "A page of messages", schema: PairMessagePageSchema }, 404: "No such room, or not a member" } },
     async ({ auth, params, query, res }) => {
@@ -71,12 +72,12 @@ export function registerPairRoutes(api: Api, pair: PairService, followers: PairF
     },
   );
   api.route(
-    { method: "get", path: "/pair/calls", summary: "Your pair rooms, newest first", description: `Paginated (limit, cursor). ${credentials}`, tags, auth: "required", query: CallsQuery,
+    { method: "get", path: "/pair/calls", operationId: "listPairCalls", summary: "Your pair rooms, newest first", description: `Paginated (limit, cursor). ${credentials}`, tag, auth: "required", query: CallsQuery,
       responses: { 200: { description: "A page of your rooms", schema: PairCallPageSchema }, 400: "Invalid limit or cursor" } },
     async ({ auth, query, res }) => { res.json(await pair.calls(identity(auth), query.limit, query.cursor)); },
   );
   api.route(
-    { method: "delete", path: "/pair/users/me", summary: "Delete your pair identity", description: credentials, tags, auth: "required", body: PrivateIdBody, responses: { 204: "Deleted" } },
+    { method: "delete", path: "/pair/users/me", operationId: "deletePairIdentity", summary: "Delete your pair identity", description: credentials, tag, auth: "required", body: PrivateIdBody, responses: { 204: "Deleted" } },
     async ({ auth, res }) => {
       const me = identity(auth);
       const rooms = await pair.remove(me);

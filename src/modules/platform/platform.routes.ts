@@ -4,7 +4,7 @@ import type { Api } from "../../http/api";
 import { DomainError } from "../../core/errors";
 import { z } from "../../http/zod";
 
-const tags = ["Platform"];
+const tag = "Platform";
 const StatusSchema = z.object({ status: z.literal("ok") }).openapi("Status");
 const READY_TIMEOUT_MS = 2000;
 
@@ -20,9 +20,10 @@ async function databaseAnswers(dataSource: DataSource): Promise<boolean> {
 }
 
 export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry): void {
+  api.tag(tag, "Liveness, readiness and Prometheus metrics, for operators and orchestrators.");
   api.route(
     {
-      method: "get", path: "/health", summary: "Liveness: the process answers", tags, auth: "none",
+      method: "get", path: "/health", operationId: "getHealth", summary: "Liveness: the process answers", tag, auth: "none",
       responses: { 200: { description: "Alive", schema: StatusSchema } },
     },
     ({ res }) => {
@@ -32,7 +33,7 @@ export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics
 
   api.route(
     {
-      method: "get", path: "/ready", summary: "Readiness: the database answers", tags, auth: "none",
+      method: "get", path: "/ready", operationId: "getReadiness", summary: "Readiness: the database answers", tag, auth: "none",
       responses: { 200: { description: "Ready", schema: StatusSchema }, 503: "The database is unreachable" },
     },
     async ({ res }) => {
@@ -43,7 +44,7 @@ export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics
 
   api.route(
     {
-      method: "get", path: "/metrics", summary: "Prometheus metrics of this process", tags, auth: "none",
+      method: "get", path: "/metrics", operationId: "getMetrics", summary: "Prometheus metrics of this process", tag, auth: "none",
       responses: { 200: { description: "Prometheus text exposition format", schema: z.string(), contentType: "text/plain" } },
     },
     async ({ res }) => {

@@ -11,13 +11,14 @@ import { roomsPolicy } from "./rooms.policy";
 import { CreateRoomBody, RoomListQuery, RoomPageSchema, RoomParams, RoomParticipantParams, RoomSchema, SetHostBody } from "./rooms.schemas";
 import type { Room, RoomsService } from "./rooms.service";
 
-const tags = ["Conference rooms"];
+const tag = "Conference rooms";
 type Notify = (guid: string, room: Room | null, leftId?: string) => Promise<void>;
 
 export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Config, notify: Notify, turnName: (principal: Principal) => Promise<string>): void {
+  api.tag(tag, "Conference rooms people join for a call: membership, hosting, the room's chat, and WebRTC ICE servers.");
   api.route(
     {
-      method: "get", path: "/users/:username/rooms", summary: "The conference rooms a user is in", tags: ["Accounts", "Conference rooms"], auth: "none",
+      method: "get", path: "/users/:username/rooms", operationId: "listUserRooms", summary: "The conference rooms a user is in", tag, auth: "none",
       params: UsernameParams, query: PageQuerySchema,
       responses: { 200: { description: "A page of rooms, in the order the user joined them", schema: RoomPageSchema }, 400: "Invalid limit or cursor", 404: "No such user" },
     },
@@ -26,25 +27,25 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     },
   );
   api.route(
-    { method: "post", path: "/rooms", summary: "Create a room", tags, auth: "required", body: CreateRoomBody, responses: { 201: { description: "The room", schema: RoomSchema } } },
+    { method: "post", path: "/rooms", operationId: "createRoom", summary: "Create a room", tag, auth: "required", body: CreateRoomBody, responses: { 201: { description: "The room", schema: RoomSchema } } },
     async ({ auth, body, res }) => {
       res.status(201).json(await rooms.create(asUser(auth), body.name, body.capacity ?? 5));
     },
   );
   api.route(
-    { method: "get", path: "/rooms", summary: "List rooms", tags, auth: "none", query: RoomListQuery, responses: { 200: { description: "A page of rooms", schema: RoomPageSchema }, 404: "No such member" } },
+    { method: "get", path: "/rooms", operationId: "listRooms", summary: "List rooms", tag, auth: "none", query: RoomListQuery, responses: { 200: { description: "A page of rooms", schema: RoomPageSchema }, 404: "No such member" } },
     async ({ query, res }) => {
       res.json(await rooms.list(query.member, query.limit, query.cursor));
     },
   );
   api.route(
-    { method: "get", path: "/rooms/:guid", summary: "A room", tags, auth: "none", params: RoomParams, responses: { 200: { description: "The room", schema: RoomSchema }, 404: "No such room" } },
+    { method: "get", path: "/rooms/:guid", operationId: "getRoom", summary: "A room", tag, auth: "none", params: RoomParams, responses: { 200: { description: "The room", schema: RoomSchema }, 404: "No such room" } },
     async ({ params, res }) => {
       res.json(await rooms.get(params.guid));
     },
   );
   api.route(
-    { method: "post", path: "/rooms/:guid/join", summary: "Join a room", tags, auth: "required", params: RoomParams, responses: { 200: { description: "The room", schema: RoomSchema }, 404: "No such room", 409: "Full" } },
+    { method: "post", path: "/rooms/:guid/join", operationId: "joinRoom", summary: "Join a room", tag, auth: "required", params: RoomParams, responses: { 200: { description: "The room", schema: RoomSchema }, 404: "No such room", 409: "Full" } },
     async ({ auth, params, res }) => {
       const user = asUser(auth);
       const room = await rooms.join(params.guid, user.id, user.name);
@@ -53,7 +54,7 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     },
   );
   api.route(
-    { method: "post", path: "/rooms/:guid/leave", summary: "Leave a room", tags, auth: "required", params: RoomParams, responses: { 200: { description: "The room", schema: RoomSchema }, 204: "The room closed", 404: "No such room", 409: "Not a participant" } },
+    { method: "post", path: "/rooms/:guid/leave", operationId: "leaveRoom", summary: "Leave a room", tag, auth: "required", params: RoomParams, responses: { 200: { description: "The room", schema: RoomSchema }, 204: "The room closed", 404: "No such room", 409: "Not a participant" } },
     async ({ auth, params, res }) => {
       const user = asUser(auth);
       const room = await rooms.leave(params.guid, user.id, user.name);
@@ -63,7 +64,7 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     },
   );
   api.route(
-    { method: "put", path: "/rooms/:guid/host", summary: "Hand over hosting", tags, auth: "required", params: RoomParams, body: SetHostBody, responses: { 200: { description: "The room", schema: RoomSchema }, 403: "Not the host", 404: "No such room", 409: "Not a participant" } },
+    { method: "put", path: "/rooms/:guid/host", operationId: "setRoomHost", summary: "Hand over hosting", tag, auth: "required", params: RoomParams, body: SetHostBody, responses: { 200: { description: "The room", schema: RoomSchema }, 403: "Not the host", 404: "No such room", 409: "Not a participant" } },
     async ({ auth, params, body, res }) => {
       const user = asUser(auth);
       const room = await rooms.locked(params.guid, async (m, room) => {
@@ -77,7 +78,7 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     },
   );
   api.route(
-    { method: "delete", path: "/rooms/:guid/participants/:username", summary: "Remove a participant", tags, auth: "required", params: RoomParticipantParams, responses: { 200: { description: "The room", schema: RoomSchema }, 403: "Not the host", 404: "No such room or participant", 409: "The host cannot remove themself" } },
+    { method: "delete", path: "/rooms/:guid/participants/:username", operationId: "removeRoomParticipant", summary: "Remove a participant", tag, auth: "required", params: RoomParticipantParams, responses: { 200: { description: "The room", schema: RoomSchema }, 403: "Not the host", 404: "No such room or participant", 409: "The host cannot remove themself" } },
     async ({ auth, params, res }) => {
       const user = asUser(auth);
       let removedId = "";
@@ -94,7 +95,7 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     },
   );
   api.route(
-    { method: "delete", path: "/rooms/:guid", summary: "Close a room", tags, auth: "required", params: RoomParams, responses: { 204: "Closed", 403: "Not the host", 404: "No such room" } },
+    { method: "delete", path: "/rooms/:guid", operationId: "closeRoom", summary: "Close a room", tag, auth: "required", params: RoomParams, responses: { 204: "Closed", 403: "Not the host", 404: "No such room" } },
     async ({ auth, params, res }) => {
       const user = asUser(auth);
       roomsPolicy.authorize(user, "manage", await rooms.get(params.guid));
@@ -104,14 +105,14 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     },
   );
   api.route(
-    { method: "get", path: "/rooms/:guid/messages", summary: "A room's chat", tags, auth: "required", params: RoomParams, query: HistoryQuerySchema, responses: { 200: { description: "A page of messages", schema: MessagePageSchema }, 403: "Not a participant", 404: "No such room" } },
+    { method: "get", path: "/rooms/:guid/messages", operationId: "listRoomMessages", summary: "A room's chat", tag, auth: "required", params: RoomParams, query: HistoryQuerySchema, responses: { 200: { description: "A page of messages", schema: MessagePageSchema }, 403: "Not a participant", 404: "No such room" } },
     async ({ auth, params, query, res }) => {
       roomsPolicy.authorize(asUser(auth), "take_part", await rooms.get(params.guid));
       res.json(await rooms.history(params.guid, toHistoryQuery(query)));
     },
   );
   api.route(
-    { method: "post", path: "/rooms/:guid/messages", summary: "Post to a room's chat", tags, auth: "required", params: RoomParams, body: PostMessageBody, responses: { 201: { description: "The message", schema: MessageSchema }, 403: "Not a participant", 404: "No such room" } },
+    { method: "post", path: "/rooms/:guid/messages", operationId: "postRoomMessage", summary: "Post to a room's chat", tag, auth: "required", params: RoomParams, body: PostMessageBody, responses: { 201: { description: "The message", schema: MessageSchema }, 403: "Not a participant", 404: "No such room" } },
     async ({ auth, params, body, req, res }) => {
       const user = asUser(auth);
       roomsPolicy.authorize(user, "take_part", await rooms.get(params.guid));
@@ -119,7 +120,7 @@ export function registerRoomsRoutes(api: Api, rooms: RoomsService, config: Confi
     },
   );
   api.route(
-    { method: "get", path: "/rtc/ice-servers", summary: "STUN/TURN servers for WebRTC", tags, auth: "required", responses: { 200: { description: "ICE servers", schema: z.object({ ice_servers: z.array(z.any()), ttl_seconds: z.number() }) } } },
+    { method: "get", path: "/rtc/ice-servers", operationId: "getIceServers", summary: "STUN/TURN servers for WebRTC", tag, auth: "required", responses: { 200: { description: "ICE servers", schema: z.object({ ice_servers: z.array(z.any()), ttl_seconds: z.number() }) } } },
     async ({ auth, res }) => {
       const expiry = Math.floor(Date.now() / 1000) + config.turnTtlSeconds;
       const name = config.turnSecret ? await turnName(auth) : auth.name;

@@ -7,6 +7,7 @@ import multer from "multer";
 import type { Api } from "../../http/api";
 import type { Authenticators } from "../../http/auth-context";
 import { DomainError, forbidden } from "../../core/errors";
+import { ProblemSchema } from "../../http/schemas";
 import { absoluteUrl } from "../../http/urls";
 import { asUser } from "../accounts";
 import { StreamQuery, UpdateVideoBody, UploadFields, UploadForm, VideoListQuery, VideoPageSchema, VideoParams, VideoSchema } from "./videos.schemas";
@@ -14,7 +15,7 @@ import type { VideosService } from "./videos.service";
 import type { VideoEntity } from "./video.entity";
 import { ifRangeMatches, noneMatch, parseRange } from "./videos.stream";
 
-const tags = ["Videos"];
+const tag = "Videos";
 const VideoBytes = z.string().openapi({ format: "binary" });
 const STREAM_HEADERS = {
   "Accept-Ranges": "bytes",
@@ -25,6 +26,7 @@ const STREAM_HEADERS = {
 export interface VideoRouteOptions { publicUrl: string | null; maxUploadBytes: number; ttlSeconds: number; authenticators: Authenticators }
 
 export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRouteOptions): void {
+  api.tag(tag, "Upload, list, change and play videos (HTTP range requests, signed stream URLs).");
   const present = (req: Request, v: VideoEntity) => ({
     id: v.id, title: v.title, description: v.description, mime_type: v.mimeType, size: v.size,
     ...(v.duration !== null ? { duration: v.duration } : {}), uploader: v.uploader,
@@ -47,7 +49,7 @@ export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRou
   });
 
   api.route(
-    { method: "post", path: "/videos", summary: "Upload a video", tags, auth: "required",
+    { method: "post", path: "/videos", operationId: "uploadVideo", summary: "Upload a video", tag, auth: "required",
       description: "multipart/form-data: file in `video`, `title` (1–200), `description?`.",
       rawBody: { contentType: "multipart/form-data", schema: UploadForm },
       responses: { 201: { description: "The video", schema: VideoSchema }, 400: "No file or title", 413: "Larger than MAX_UPLOAD_BYTES", 415: "Not a video" } },
@@ -68,7 +70,7 @@ export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRou
   );
 
   api.route(
-    { method: "get", path: "/videos", summary: "Your videos", tags, auth: "required", query: VideoListQuery,
+    { method: "get", path: "/videos", operationId: "listVideos", summary: "Your videos", tag, auth: "required", query: VideoListQuery,
       responses: { 200: { description: "A page of videos, newest first", schema: VideoPageSchema } } },
     async ({ auth, query, req, res }) => {
       const page = await videos.list(asUser(auth).id, query.limit, query.cursor);
@@ -77,32 +79,32 @@ export function registerVideoRoutes(api: Api, videos: VideosService, o: VideoRou
   );
 
   api.route(
-    { method: "get", path: "/videos/:id", summary: "A video", tags, auth: "required", params: VideoParams,
+    { method: "get", path: "/videos/:id", operationId: "getVideo", summary: "A video", tag, auth: "required", params: VideoParams,
       responses: { 200: { description: "The video (a fresh stream_url)", schema: VideoSchema }, 404: "Not yours or no such video" } },
     async ({ auth, params, req, res }) => { res.json(present(req, await videos.get(asUser(auth).id, params.id))); },
   );
 
   api.route(
-    { method: "patch", path: "/videos/:id", summary: "Change a video's title or description", tags, auth: "required", params: VideoParams, body: UpdateVideoBody,
+    { method: "patch", path: "/videos/:id", operationId: "updateVideo", summary: "Change a video's title or description", tag, auth: "required", params: VideoParams, body: UpdateVideoBody,
       responses: { 200: { description: "The video", schema: VideoSchema }, 404: "Not yours or no such video" } },
     async ({ auth, params, body, req, res }) => { res.json(present(req, await videos.update(asUser(auth).id, params.id, body))); },
   );
 
   api.route(
-    { method: "delete", path: "/videos/:id", summary: "Delete a video and its file", tags, auth: "required", params: VideoParams,
+    { method: "delete", path: "/videos/:id", operationId: "deleteVideo", summary: "Delete a video and its file", tag, auth: "required", params: VideoParams,
       responses: { 204: { description: "Deleted" }, 404: "Not yours or no such video" } },
     async ({ auth, params, res }) => { await videos.delete(asUser(auth).id, params.id); res.status(204).end(); },
   );
 
   api.route(
-    { method: "get", path: "/videos/:id/stream", summary: "Play a video (HEAD too)", tags, auth: "none", params: VideoParams, query: StreamQuery,
+    { method: "get", path: "/videos/:id/stream", operationId: "streamVideo", summary: "Play a video (HEAD too)", tag, auth: "none", params: VideoParams, query: StreamQuery,
       description: "The owner's credentials, or the signed `stream_url`. Single ranges give 206; multi-range answers 200 with the whole file.",
       responses: {
         200: { description: "The whole file", schema: VideoBytes, contentType: "video/*", headers: STREAM_HEADERS },
         206: { description: "One range", schema: VideoBytes, contentType: "video/*", headers: { ...STREAM_HEADERS, "Content-Range": "bytes first-last/size" } },
         304: { description: "Not modified (If-None-Match matched the ETag)", headers: { ETag: "The strong ETag" } },
         401: "No credentials", 403: "Expired or tampered signature", 404: "Not yours",
-        416: { description: "Unsatisfiable range (`Content-Range: bytes */size`), problem+json", headers: { "Content-Range": "bytes */size" } } } },
+        416: { description: "Unsatisfiable range (`Content-Range: bytes */size`)", schema: ProblemSchema, contentType: "application/problem+json", headers: { "Content-Range": "bytes */size" } } } },
     async ({ params, query, req, res }) => {
       let video: VideoEntity;
       if (query.sig !== undefined || query.expires !== undefined) {
