@@ -16,7 +16,6 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
 const INVALID_LIMIT = 50;
 const INVALID_WINDOW_MS = 10_000;
-const HEARTBEAT_MS = 30_000;
 /** A client that lets this much pile up unsent is cut off. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
@@ -57,6 +56,8 @@ export class LobbyWebSocketDoor {
     private readonly connections: Connections,
     private readonly log: Logger,
     private readonly trustProxy: boolean | number,
+    /** LOBBY_PING_SECONDS: a client that has not answered the previous ping by the next one is dropped. */
+    private readonly pingSeconds: number,
   ) {
     this.wss.on("connection", (ws: WebSocket, req: IncomingMessage) => this.connect(ws, clientAddress(req, this.trustProxy)));
   }
@@ -78,7 +79,7 @@ export class LobbyWebSocketDoor {
         this.alive.delete(ws);
         ws.ping();
       }
-    }, HEARTBEAT_MS);
+    }, this.pingSeconds * 1000);
     this.heartbeat.unref();
   }
 
