@@ -46,8 +46,12 @@ function clientAddress(req: IncomingMessage, trustProxy: boolean | number): stri
 export class LobbyWebSocketDoor {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
   private readonly alive = new WeakSet<WebSocket>();
-  /** A relayed event is one object for every subscriber on this process: serialised once. */
-  private readonly encoded = new WeakMap<object, string>();
+  /**
+   * A relayed event is one object for every subscriber on this process: serialised and
+   * UTF-8 encoded once, and the same bytes written to every socket (a string would be
+   * measured and encoded again for each).
+   */
+  private readonly encoded = new WeakMap<object, Buffer>();
   private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
@@ -99,9 +103,9 @@ export class LobbyWebSocketDoor {
           ws.terminate();
           return;
         }
-        let text = this.encoded.get(message);
-        if (text === undefined) this.encoded.set(message, (text = JSON.stringify(message)));
-        ws.send(text);
+        let frame = this.encoded.get(message);
+        if (frame === undefined) this.encoded.set(message, (frame = Buffer.from(JSON.stringify(message))));
+        ws.send(frame, { binary: false });
       },
       end: () => ws.close(1008, "credentials ended"),
       address,
