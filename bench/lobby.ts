@@ -56,7 +56,8 @@ const USAGE = `usage: npm run bench:lobby -- [options]
   --users U                accounts the subscribers log in as, round robin (default 100)
   --workers W              subscriber processes (default ceil(N / 2500), at most 4)
   --connect-concurrency K  logins in flight at once, all workers together (default 200)
-  --drain S                how long to wait for the last events (default 30)
+  --drain S                how long to wait, after the last change, for its answer and every event (default 600:
+                           a server that cannot keep up is measured until it has caught up)
   --no-reference           skip the plain ws broadcast server run
   --no-heap                do not start the servers with --inspect (no heap per subscriber)
   --postgres               Postgres (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres) instead of PGlite
@@ -115,7 +116,7 @@ function parseOptions(argv: string[]): Options {
     users: number("users", values.users, Math.min(100, clients), 1),
     workers,
     concurrency: number("connect-concurrency", values["connect-concurrency"], 200, 1),
-    drainSeconds: number("drain", values.drain, 30, 1, false),
+    drainSeconds: number("drain", values.drain, 600, 1, false),
     postgres: values.postgres === true,
     redis: values.redis === true,
     processes,
@@ -424,11 +425,15 @@ async function measure(target: Target, options: Options, cleanup: Cleanup): Prom
   admin.sent = 0;
   log(`${target.name}: ${options.rate} changes/s for ${options.duration} s`);
   const changeSeconds = await admin.run(options.rate, options.duration, options.tables, checkAll);
-  await admin.settle(options.drainSeconds * 1000);
+  // A server behind its subscribers answers the admin late too: wait for every answer first.
+  const drainStarted = monotonicMs();
+  await waitFor(`${target.name} answers`, options.drainSeconds * 1000, () => admin.unanswered === 0, checkAll, () =>
+    log(`  changes unanswered ${admin.unanswered}, events ${sum((w) => w.progress.events)} so far`),
+  );
+  if (admin.unanswered > 0) throw new Error(`${target.name}: ${admin.unanswered} changes still unanswered ${options.drainSeconds} s after the last was sent (raise --drain)`);
   const finalVersion = admin.lastVersion;
   const expected = subscribed * (finalVersion - setupVersion);
-  const drainStarted = monotonicMs();
-  await waitFor(`${target.name} drain`, options.drainSeconds * 1000, () => sum((w) => w.progress.events) >= expected, checkAll, () => log(`  events ${sum((w) => w.progress.events)} of ${expected}`));
+  await waitFor(`${target.name} drain`, Math.max(1000, options.drainSeconds * 1000 - (monotonicMs() - drainStarted)), () => sum((w) => w.progress.events) >= expected, checkAll, () => log(`  events ${sum((w) => w.progress.events)} of ${expected}`));
   const drainSeconds = (monotonicMs() - drainStarted) / 1000;
   const windowSeconds = (monotonicMs() - steadyStarted) / 1000;
   const serverCpuEnd = treeCpuSeconds(target.pid);
@@ -459,7 +464,8 @@ async function measure(target: Target, options: Options, cleanup: Cleanup): Prom
       server_cpu_ms_per_subscriber: serverCpuBeforeConnect !== null && serverCpuAfterConnect !== null && subscribed > 0 ? round(((serverCpuAfterConnect - serverCpuBeforeConnect) * 1000) / subscribed, 3) : null,
     },
     changes: { sent: admin.sent, failed: admin.failed, failures: admin.failures, seconds: round(changeSeconds, 1), rate_achieved: round(admin.sent / changeSeconds, 1), versions: finalVersion - setupVersion },
-    events: { expected, delivered, missing, out_of_order: outOfOrder, subscribers_with_problems: total((r) => r.subscribersWithProblems), malformed: total((r) => r.malformed), drain_seconds: round(drainSeconds, 1) },
+    events: { expected, delivered, missing, out_of_order: outOfOrder, subscribers_with_problems: total((r) => r.subscribersWithProblems), malformed: total((r) => r.malformed), drain_seconds: round(drainSeconds, 1),
+      offered_per_s: round(subscribed * options.rate, 0), delivered_per_s: round(delivered / windowSeconds, 0) },
     latency_ms: latency,
     server: {
       cpu_ms_per_s: serverCpuMs === null ? null : round(serverCpuMs / windowSeconds, 1),
@@ -492,6 +498,7 @@ function printSummary(report: Record<string, any>): void {
     out.push(`  ${name === "convene" ? "Convene" : "reference (plain ws broadcast, no database)"}:`);
     out.push(`    subscribers: ${r.subscribers.subscribed} of ${r.subscribers.requested}${Object.keys(r.subscribers.failures).length ? `, failures ${JSON.stringify(r.subscribers.failures)}` : ""}; connect + login + subscribe ${r.connect.seconds} s (${r.connect.per_s}/s), per subscriber ms ${p(r.connect.per_subscriber_ms)}`);
     out.push(`    changes: ${r.changes.sent} sent (${r.changes.rate_achieved}/s), ${r.changes.failed} failed`);
+    out.push(`    events: offered ${r.events.offered_per_s}/s, delivered ${r.events.delivered_per_s}/s over the run and its drain (${r.events.drain_seconds} s after the last change)`);
     out.push(`    events: ${r.events.delivered} of ${r.events.expected}, missing ${r.events.missing}, out of order ${r.events.out_of_order}, subscribers with a problem ${r.events.subscribers_with_problems}, malformed ${r.events.malformed}`);
     out.push(`    change → event latency ms: ${p(r.latency_ms)}`);
     out.push(`    server CPU: ${r.server.cpu_ms_per_s} ms/s, ${r.server.cpu_us_per_event} µs per delivered event; RSS ${r.server.rss_kb_per_subscriber} KB, heap ${r.server.heap_kb_per_subscriber} KB per subscriber`);
