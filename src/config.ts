@@ -85,6 +85,7 @@ const EnvSchema = z.object({
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info"),
   SSE_HEARTBEAT_SECONDS: envInt(1, 3600).default(15),
+  LOBBY_PING_SECONDS: envInt(1, 3600).default(30),
   CLIENT_BUFFER_LIMIT_BYTES: envInt(1).default(1024 * 1024),
   SHUTDOWN_GRACE_SECONDS: envInt(1, 600).default(10),
   RATE_LIMIT_POSTS_PER_MINUTE: envInt(0).default(120),
@@ -150,6 +151,8 @@ export interface Config {
   corsOrigins: string[] | null;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   sseHeartbeatSeconds: number;
+  /** How often `/lobby_api` pings each client; one that has not answered the previous ping is dropped. */
+  lobbyPingSeconds: number;
   clientBufferLimitBytes: number;
   shutdownGraceSeconds: number;
   /** Messages one principal may post per minute; 0: no limit. */
@@ -255,6 +258,7 @@ export function loadConfig(
     corsOrigins: e.CORS_ORIGINS ?? null,
     logLevel: e.LOG_LEVEL,
     sseHeartbeatSeconds: e.SSE_HEARTBEAT_SECONDS,
+    lobbyPingSeconds: e.LOBBY_PING_SECONDS,
     clientBufferLimitBytes: e.CLIENT_BUFFER_LIMIT_BYTES,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     rateLimitPostsPerMinute: e.RATE_LIMIT_POSTS_PER_MINUTE,

@@ -18,6 +18,7 @@ describe("configuration", () => {
     expect(config.admin).toEqual({ username: "admin", password: "admin" });
     expect(config.rateLimitAuthPerMinute).toBe(20);
     expect(config.maxUploadBytes).toBe(2 * 1024 ** 3);
+    expect(config.lobbyPingSeconds).toBe(30);
   });
 
   it("reads ormconfig.json and lets the environment override it", () => {
@@ -41,6 +42,8 @@ describe("configuration", () => {
     [{ RATE_LIMIT_AUTH_PER_MINUTE: " " }, "RATE_LIMIT_AUTH_PER_MINUTE"],
     [{ CORS_ORIGINS: " , " }, "CORS_ORIGINS"],
     [{ CORS_ORIGINS: "example.org" }, "CORS_ORIGINS"],
+    [{ LOBBY_PING_SECONDS: "0" }, "LOBBY_PING_SECONDS"],
+    [{ LOBBY_PING_SECONDS: "1.5" }, "LOBBY_PING_SECONDS"],
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(ConfigError);
     expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(name);

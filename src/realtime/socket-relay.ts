@@ -110,9 +110,10 @@ export class SocketRelay {
   /**
    * As `emit`, for an item the relay already serialized: the Socket.IO packet is built
    * once per item (not once per socket) and written as is, as Socket.IO's own broadcast
-   * does. Only plain JSON items (no binary), which is all a stream carries.
+   * does. Only plain JSON items (no binary), which is all a stream carries. Consecutive
+   * calls with the same string (one item to many sockets) share the packet.
    */
-  private emitJson(socket: AppSocket, event: keyof ServerToClientEvents, json: string): void {
+  emitJson(socket: AppSocket, event: keyof ServerToClientEvents, json: string): void {
     if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
     // socket.emit drops a packet for a connection that is not open; so does this.
     if (socket.conn.readyState !== "open") return;

@@ -2,7 +2,7 @@ import type { SocketFace } from "../../core/module";
 import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
 import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
-import type { AppSocket } from "../../realtime/socket-server";
+import type { AppSocket, SocketRelay } from "../../realtime/socket-server";
 import type { StreamRelay } from "../../realtime/stream-relay";
 import { ClientMessage, parseMessage, ServerMessage } from "./lobby.protocol";
 import type { LobbyService } from "./lobby.service";
@@ -27,10 +27,18 @@ declare module "../../realtime/events" {
 
 /** The lobby over Socket.IO: `lobby` events both ways, carrying the `/lobby_api` messages; the socket is signed in already. */
 export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connections: Connections, log: Logger): SocketFace {
+  // A relayed event is one object for every subscriber on this process: serialised once,
+  // and its Socket.IO packet built once (SocketRelay.emitJson), not once per socket.
+  const encoded = new WeakMap<object, string>();
+  const json = (message: object): string => {
+    let text = encoded.get(message);
+    if (text === undefined) encoded.set(message, (text = JSON.stringify(message)));
+    return text;
+  };
   return {
-    onConnect(socket: AppSocket) {
+    onConnect(socket: AppSocket, sockets: SocketRelay) {
       const session = new LobbySession(lobby, relay, connections, {
-        send: (message) => socket.emit("lobby", message),
+        send: (message) => sockets.emitJson(socket, "lobby", json(message)),
         end: () => socket.disconnect(true),
         address: socket.handshake.address,
         log,

@@ -16,7 +16,6 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
 const INVALID_LIMIT = 50;
 const INVALID_WINDOW_MS = 10_000;
-const HEARTBEAT_MS = 30_000;
 /** A client that lets this much pile up unsent is cut off. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
@@ -47,8 +46,12 @@ function clientAddress(req: IncomingMessage, trustProxy: boolean | number): stri
 export class LobbyWebSocketDoor {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
   private readonly alive = new WeakSet<WebSocket>();
-  /** A relayed event is one object for every subscriber on this process: serialised once. */
-  private readonly encoded = new WeakMap<object, string>();
+  /**
+   * A relayed event is one object for every subscriber on this process: serialised and
+   * UTF-8 encoded once, and the same bytes written to every socket (a string would be
+   * measured and encoded again for each).
+   */
+  private readonly encoded = new WeakMap<object, Buffer>();
   private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
@@ -57,6 +60,8 @@ export class LobbyWebSocketDoor {
     private readonly connections: Connections,
     private readonly log: Logger,
     private readonly trustProxy: boolean | number,
+    /** LOBBY_PING_SECONDS: a client that has not answered the previous ping by the next one is dropped. */
+    private readonly pingSeconds: number,
   ) {
     this.wss.on("connection", (ws: WebSocket, req: IncomingMessage) => this.connect(ws, clientAddress(req, this.trustProxy)));
   }
@@ -83,7 +88,7 @@ export class LobbyWebSocketDoor {
         this.alive.delete(ws);
         ws.ping();
       }
-    }, HEARTBEAT_MS);
+    }, this.pingSeconds * 1000);
     this.heartbeat.unref();
   }
 
@@ -103,9 +108,9 @@ export class LobbyWebSocketDoor {
           ws.terminate();
           return;
         }
-        let text = this.encoded.get(message);
-        if (text === undefined) this.encoded.set(message, (text = JSON.stringify(message)));
-        ws.send(text);
+        let frame = this.encoded.get(message);
+        if (frame === undefined) this.encoded.set(message, (frame = Buffer.from(JSON.stringify(message))));
+        ws.send(frame, { binary: false });
       },
       end: () => ws.close(1008, "credentials ended"),
       address,
