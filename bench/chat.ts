@@ -35,7 +35,7 @@ import {
   type Via,
   type WorkerResult,
 } from "./chat-shared";
-import { UsageError, sleep, log, elapsed, assertLoopback, freePort, postgresPids, CpuMeter, treeCpuSeconds, treeRssBytes } from "./lib/util";
+import { UsageError, sleep, log, elapsed, assertLoopback, freePort, postgresPids, CpuMeter, treeCpuSeconds, treeRssBytes, waitFor } from "./lib/util";
 import { Cleanup, waitForExit, terminate } from "./lib/cleanup";
 import { startServer, serverEnvironment, ServerSampler, HealthProbe, HeapProbe } from "./lib/server";
 import { createDatabase, createUsers, checkToken, Channel, createChannels } from "./lib/fixtures";
@@ -236,24 +236,6 @@ class Worker {
     if (this.fatal) throw new Error(`load worker ${this.id} failed: ${this.fatal}`);
     if (this.exited && !this.result) throw new Error(`load worker ${this.id} exited unexpectedly`);
   }
-}
-
-async function waitFor(what: string, timeoutMs: number, condition: () => boolean, check: () => void, progress?: () => void): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  let lastProgress = Date.now();
-  while (!condition()) {
-    check();
-    if (Date.now() > deadline) {
-      log(`${what}: gave up after ${timeoutMs / 1000} s`);
-      return false;
-    }
-    if (progress && Date.now() - lastProgress >= 2000) {
-      progress();
-      lastProgress = Date.now();
-    }
-    await sleep(50);
-  }
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------

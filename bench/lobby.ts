@@ -26,7 +26,7 @@ import { concatSamples, errorMessage, percentiles, round, type Percentiles } fro
 import { Cleanup, terminate, waitForExit } from "./lib/cleanup";
 import { createDatabase } from "./lib/fixtures";
 import { HeapProbe, serverEnvironment, startServer } from "./lib/server";
-import { assertLoopback, CpuMeter, freePort, log, postgresPids, sleep, treeCpuSeconds, treeRssBytes, UsageError } from "./lib/util";
+import { assertLoopback, CpuMeter, freePort, log, postgresPids, sleep, treeCpuSeconds, treeRssBytes, UsageError, waitFor } from "./lib/util";
 import { EVENT_TYPES, monotonicMs, type FromLobbyWorker, type Login, type LobbyWorkerResult, type ToLobbyWorker } from "./lobby-shared";
 
 interface Options {
@@ -338,24 +338,6 @@ class SubscriberProcess {
     if (this.fatal) throw new Error(`subscriber process ${this.id} failed: ${this.fatal}`);
     if (this.exited && !this.result) throw new Error(`subscriber process ${this.id} exited unexpectedly`);
   }
-}
-
-async function waitFor(what: string, timeoutMs: number, done: () => boolean, check: () => void, progress?: () => void): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  let lastProgress = Date.now();
-  while (!done()) {
-    check();
-    if (Date.now() > deadline) {
-      log(`${what}: gave up after ${round(timeoutMs / 1000, 0)} s`);
-      return false;
-    }
-    if (progress && Date.now() - lastProgress >= 3000) {
-      progress();
-      lastProgress = Date.now();
-    }
-    await sleep(50);
-  }
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,28 @@ export class UsageError extends Error {}
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 export const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
+/**
+ * Polls `done` every 50 ms until it holds (true) or `timeoutMs` passes (false, logged);
+ * `check` runs each time and may throw to stop early, `progress` every `progressMs`.
+ */
+export async function waitFor(what: string, timeoutMs: number, done: () => boolean, check: () => void, progress?: () => void, progressMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let lastProgress = Date.now();
+  while (!done()) {
+    check();
+    if (Date.now() > deadline) {
+      log(`${what}: gave up after ${Math.round(timeoutMs / 1000)} s`);
+      return false;
+    }
+    if (progress && Date.now() - lastProgress >= progressMs) {
+      progress();
+      lastProgress = Date.now();
+    }
+    await sleep(50);
+  }
+  return true;
+}
+
 export const elapsed = (since: number): string => `${((performance.now() - since) / 1000).toFixed(1)} s`;
 
 export const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
