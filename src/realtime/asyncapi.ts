@@ -1,6 +1,6 @@
 import { z, type ZodType } from "zod";
 import type { SocketFace, Upgrade } from "../core/module";
-import type { SocketMessageSpec } from "./events";
+import { AckErrorSchema, type SocketMessageSpec } from "./events";
 
 /**
  * A payload's JSON Schema, as AsyncAPI 3 carries it: draft-07 (AsyncAPI's own schema
@@ -13,16 +13,7 @@ export function payloadSchema(schema: ZodType, side: "input" | "output") {
 
 export const PAYLOAD_FORMAT = "application/schema+json;version=draft-07";
 
-const ACK_ERROR = z.object({
-  ok: z.literal(false),
-  error: z.object({
-    status: z.number().int(),
-    title: z.string(),
-    detail: z.string(),
-    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
-    retry_after: z.number().int().optional().describe("Seconds to wait (429, 503)"),
-  }),
-});
+const ACK_ERROR = z.object({ ok: z.literal(false), error: AckErrorSchema });
 
 type Json = Record<string, unknown>;
 

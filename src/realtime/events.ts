@@ -1,5 +1,4 @@
-import type { ZodType, z } from "zod";
-import type { FieldProblem } from "../core/errors";
+import { z, type ZodType } from "zod";
 
 /**
  * Every Socket.IO event a client may emit, and every one the server emits, in Socket.IO's
@@ -20,14 +19,14 @@ export interface ClientToServerEvents {}
 export interface ServerToClientEvents {}
 
 /** A failed request's ack `error`: the problem details HTTP gives, without `type`. */
-export interface AckError {
-  status: number;
-  title: string;
-  detail: string;
-  errors?: FieldProblem[];
-  /** Seconds to wait (429, 503): what HTTP says in Retry-After. */
-  retry_after?: number;
-}
+export const AckErrorSchema = z.object({
+  status: z.number().int(),
+  title: z.string(),
+  detail: z.string(),
+  errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  retry_after: z.number().int().optional().describe("Seconds to wait (429, 503): what HTTP says in Retry-After"),
+});
+export type AckError = z.output<typeof AckErrorSchema>;
 
 /** The acknowledgement of a request-style event whose result is `R`. */
 export type AckAnswer<R> = ({ ok: true } & R) | { ok: false; error: AckError };

@@ -132,3 +132,16 @@ export function parseMessage(value: unknown): ClientMessage | null {
 
 /** Documentation (OpenAPI): the answers of the REST face's changes. */
 export const EventSchema = z.object({ $type: z.string(), version: z.number().int().optional() }).passthrough();
+
+/**
+ * A relayed event is one object for every subscriber on this process: `encode` runs once
+ * per object, and every later call for it returns the same encoding.
+ */
+export function encodeOnce<T>(encode: (message: object) => T): (message: object) => T {
+  const encoded = new WeakMap<object, T>();
+  return (message) => {
+    let result = encoded.get(message);
+    if (result === undefined) encoded.set(message, (result = encode(message)));
+    return result;
+  };
+}

@@ -4,7 +4,7 @@ import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
 import type { AppSocket, SocketRelay } from "../../realtime/socket-server";
 import type { StreamRelay } from "../../realtime/stream-relay";
-import { ClientMessage, parseMessage, ServerMessage } from "./lobby.protocol";
+import { ClientMessage, encodeOnce, parseMessage, ServerMessage } from "./lobby.protocol";
 import type { LobbyService } from "./lobby.service";
 import { LobbySession } from "./lobby.session";
 
@@ -29,12 +29,7 @@ declare module "../../realtime/events" {
 export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connections: Connections, log: Logger): SocketFace {
   // A relayed event is one object for every subscriber on this process: serialised once,
   // and its Socket.IO packet built once (SocketRelay.emitJson), not once per socket.
-  const encoded = new WeakMap<object, string>();
-  const json = (message: object): string => {
-    let text = encoded.get(message);
-    if (text === undefined) encoded.set(message, (text = JSON.stringify(message)));
-    return text;
-  };
+  const json = encodeOnce((message) => JSON.stringify(message));
   return {
     onConnect(socket: AppSocket, sockets: SocketRelay) {
       const session = new LobbySession(lobby, relay, connections, {

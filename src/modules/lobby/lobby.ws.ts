@@ -5,7 +5,7 @@ import type { Upgrade } from "../../core/module";
 import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
 import type { StreamRelay } from "../../realtime/stream-relay";
-import { LOBBY_CLIENT_MESSAGES, LOBBY_SERVER_MESSAGES, parseMessage } from "./lobby.protocol";
+import { encodeOnce, LOBBY_CLIENT_MESSAGES, LOBBY_SERVER_MESSAGES, parseMessage } from "./lobby.protocol";
 import type { LobbyService } from "./lobby.service";
 import { LobbySession } from "./lobby.session";
 
@@ -51,7 +51,7 @@ export class LobbyWebSocketDoor {
    * UTF-8 encoded once, and the same bytes written to every socket (a string would be
    * measured and encoded again for each).
    */
-  private readonly encoded = new WeakMap<object, Buffer>();
+  private readonly frameOf = encodeOnce((message) => Buffer.from(JSON.stringify(message)));
   private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
@@ -108,9 +108,7 @@ export class LobbyWebSocketDoor {
           ws.terminate();
           return;
         }
-        let frame = this.encoded.get(message);
-        if (frame === undefined) this.encoded.set(message, (frame = Buffer.from(JSON.stringify(message))));
-        ws.send(frame, { binary: false });
+        ws.send(this.frameOf(message), { binary: false });
       },
       end: () => ws.close(1008, "credentials ended"),
       address,
