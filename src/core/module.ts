@@ -58,6 +58,12 @@ export interface SocketHandler {
   handle(socket: AppSocket, payload: unknown, sockets: SocketRelay): Promise<object>;
 }
 
+/** An event a module receives without an ack: the payload as sent, unchecked. */
+export interface SocketListener {
+  event: string;
+  listen(socket: AppSocket, payload: unknown, sockets: SocketRelay): void;
+}
+
 /** One handler per request a module declares, each typed by its declaration's schemas. */
 export type RequestHandlers<R extends Record<string, SocketRequestSpec>> = {
   [K in keyof R]: (socket: AppSocket, payload: z.output<R[K]["payload"]>, sockets: SocketRelay) => Promise<z.input<R[K]["result"]>>;
@@ -70,6 +76,8 @@ export interface SocketFace {
   /** Once connected: join rooms, start following streams. */
   onConnect?(socket: AppSocket, sockets: SocketRelay): void;
   handlers?: SocketHandler[];
+  /** Events it receives without an ack (the lobby's `lobby`). */
+  listeners?: SocketListener[];
   onDisconnect?(socket: AppSocket): void;
   /** Its events (AsyncAPI and the typed events): the requests are `handlers`' declarations; what it receives without an ack and what it emits. */
   events?: SocketEventSpecs;

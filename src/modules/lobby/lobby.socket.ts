@@ -30,9 +30,11 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
   // A relayed event is one object for every subscriber on this process: serialised once,
   // and its Socket.IO packet built once (SocketRelay.emitJson), not once per socket.
   const json = encodeOnce((message) => JSON.stringify(message));
-  return {
-    onConnect(socket: AppSocket, sockets: SocketRelay) {
-      const session = new LobbySession(lobby, relay, connections, {
+  // A session only for the sockets that speak to the lobby: most never do, and each socket's cost is counted ten thousand times.
+  const sessionOf = (socket: AppSocket, sockets: SocketRelay): LobbySession => {
+    let session = socket.data.state.get(SESSION) as LobbySession | undefined;
+    if (!session) {
+      session = new LobbySession(lobby, relay, connections, {
         send: (message) => sockets.emitJson(socket, "lobby", json(message)),
         end: () => socket.disconnect(true),
         address: socket.handshake.address,
@@ -40,12 +42,21 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
       });
       session.signIn(socket.data.principal);
       socket.data.state.set(SESSION, session);
-      socket.on("lobby", (payload: unknown) => {
-        const message = parseMessage(payload);
-        if (message) session.handle(message);
-        else session.reject();
-      });
-    },
+    }
+    return session;
+  };
+  return {
+    listeners: [
+      {
+        event: "lobby",
+        listen(socket, payload, sockets) {
+          const session = sessionOf(socket, sockets);
+          const message = parseMessage(payload);
+          if (message) session.handle(message);
+          else session.reject();
+        },
+      },
+    ],
     onDisconnect(socket: AppSocket) {
       (socket.data.state.get(SESSION) as LobbySession | undefined)?.close();
     },
