@@ -1,4 +1,5 @@
 import type http from "node:http";
+import type { IncomingMessage } from "node:http";
 import { Server, type Socket } from "socket.io";
 import { badRequest, notFound } from "../core/errors";
 import type { SocketAuthenticator, SocketFace, SocketHandler, SocketListener } from "../core/module";
@@ -112,12 +113,33 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
       for (const face of faces) face.onDisconnect?.(socket);
     });
     if (socket.disconnected) return;
+    releaseHandshake(socket);
     for (const face of faces) face.onConnect?.(socket, sockets);
     socket.onAny(dispatch);
   });
 
   return io;
 }
+
+/**
+ * The handshake has been read (authenticated, resume points taken): what it carried is
+ * kept only for the client's address. Socket.IO keeps the upgrade request and its
+ * headers, query and credentials for the socket's whole life otherwise, about 2 KB of
+ * each of ten thousand sockets.
+ */
+function releaseHandshake(socket: AppSocket): void {
+  const request = socket.conn.request as IncomingMessage | null;
+  Object.assign(socket.handshake, { headers: {}, query: {}, auth: {} });
+  (socket.conn as { request: IncomingMessage | null }).request = null;
+  // engine.io's WebSocketResponse keeps the request in a once("close") listener on the TCP
+  // socket, only to tell HTTP middleware the response ended: there is none, and that
+  // answer ended with the upgrade.
+  for (const listener of request?.socket.rawListeners("close") ?? []) {
+    const wrapped = (listener as { listener?: () => void }).listener;
+    if (wrapped && RESPONSE_CLOSE.test(String(wrapped))) request?.socket.removeListener("close", wrapped);
+  }
+}
+const RESPONSE_CLOSE = /^\(\) => this\.emit\("close"\)$/;
 
 type Dispatcher = (this: AppSocket, event: string, ...args: unknown[]) => void;
 
