@@ -46,8 +46,7 @@ export class SocketRelay {
       await check?.();
       const from = typeof after === "object" ? after : await this.relay.resumePoint(key, after);
       this.stop(socket, key);
-      // An item shaped per stream (`present`) is encoded for that socket; a plain one shares its packet.
-      const stop = await this.relay.listen(key, (message, json) => (present ? this.emit(socket, event, present(message)) : this.emitJson(socket, event, json)), {
+      const stop = await this.relay.listen(key, this.relayTo(socket, event, present), {
         from,
         signal: socket.data.gone.signal,
         ready: () => this.ready(socket),
@@ -56,6 +55,15 @@ export class SocketRelay {
       socket.data.streams.set(key, stop);
       if (whileIn !== undefined) this.tie(socket, key, whileIn);
     });
+  }
+
+  /**
+   * The listener a follow leaves behind, made here so that it holds only the socket, the
+   * event and the shaping, not what the follow was started with: ten thousand sockets keep one.
+   */
+  private relayTo(socket: AppSocket, event: keyof ServerToClientEvents, present?: (item: StreamItem) => object): (item: StreamItem, json: string) => void {
+    // An item shaped per stream (`present`) is encoded for that socket; a plain one shares its packet.
+    return present ? (item) => this.emit(socket, event, present(item)) : (_item, json) => this.emitJson(socket, event, json);
   }
 
   unfollow(socket: AppSocket, key: string): Promise<void> {
@@ -92,11 +100,15 @@ export class SocketRelay {
 
   /** Runs the change after those already queued for the same stream on this socket. */
   private change(socket: AppSocket, key: string, step: () => Promise<void>): Promise<void> {
-    const run = (socket.data.changes.get(key) ?? Promise.resolve()).then(step);
+    // Only while changes are pending: most sockets have none most of the time.
+    const changes = (socket.data.changes ??= new Map());
+    const run = (changes.get(key) ?? Promise.resolve()).then(step);
     const settled = run.catch(() => undefined);
-    socket.data.changes.set(key, settled);
+    changes.set(key, settled);
     void settled.then(() => {
-      if (socket.data.changes.get(key) === settled) socket.data.changes.delete(key);
+      if (changes.get(key) !== settled) return;
+      changes.delete(key);
+      if (changes.size === 0 && socket.data.changes === changes) socket.data.changes = undefined;
     });
     return run;
   }

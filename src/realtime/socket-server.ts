@@ -18,12 +18,12 @@ export interface SocketData {
   principal: Principal;
   /** Stream key → the function that stops relaying it to this socket. */
   streams: Map<string, () => void>;
-  /** Stream key → the last follow/unfollow queued for it, so they apply in order. */
-  changes: Map<string, Promise<void>>;
+  /** Stream key → the last follow/unfollow queued for it, so they apply in order; none while nothing is queued. */
+  changes?: Map<string, Promise<void>>;
   /** Cancels the replays still running when the socket goes. */
   gone: AbortController;
-  /** What modules keep per socket (a resume point read at the handshake), by module. */
-  state: Map<string, unknown>;
+  /** What modules keep per socket (a resume point read at the handshake), by module: a plain object, lighter than a Map. */
+  state: Record<string, unknown>;
 }
 
 export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -87,7 +87,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     } catch {
       return next(new Error("unauthorized"));
     }
-    Object.assign(socket.data, { principal, streams: new Map(), changes: new Map(), gone: new AbortController(), state: new Map() } satisfies SocketData);
+    Object.assign(socket.data, { principal, streams: new Map(), gone: new AbortController(), state: {} } satisfies SocketData);
     try {
       for (const face of faces) await face.handshake?.(socket);
       next();
