@@ -12,11 +12,12 @@
  * Exit code: 0 all good; 1 a delivery was lost, a post was refused or a client failed to
  * connect or subscribe; 2 the benchmark itself failed.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import readline from "node:readline";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
@@ -70,6 +71,8 @@ interface Options {
   sweepSeconds: number;
   /** Heap per client through the server's V8 inspector (--inspect on a loopback port). */
   heap: boolean;
+  /** Also measure a plain Socket.IO server's memory per client with the same clients (bench/chat-reference.ts). */
+  memoryReference: boolean;
 }
 
 const USAGE = `usage: npm run bench:chat -- [options]
@@ -84,6 +87,7 @@ const USAGE = `usage: npm run bench:chat -- [options]
                            (posts/s = D / subscribers per channel), with p50/p99 and CPU per delivery each
   --sweep-duration S       length of each sweep phase in seconds (default 10; quick 5)
   --no-heap                do not start the server with --inspect (no heap per client, no forced GC)
+  --no-reference           skip the plain Socket.IO server's memory per client (the reference)
   --redis                  give the server REDIS_URL (BENCH_REDIS_URL or redis://127.0.0.1:6379)
   --processes P            give the server PROCESSES=P (needs --redis)
   --workers W              load worker processes (default ceil(N / 5000), at most 8)
@@ -112,6 +116,7 @@ function parseOptions(argv: string[]): Options {
       rates: { type: "string" },
       "sweep-duration": { type: "string" },
       "no-heap": { type: "boolean", default: false },
+      "no-reference": { type: "boolean", default: false },
       redis: { type: "boolean", default: false },
       processes: { type: "string" },
       workers: { type: "string" },
@@ -161,6 +166,7 @@ function parseOptions(argv: string[]): Options {
       .map((r) => number("rates", r.trim(), 0, 1)),
     sweepSeconds: number("sweep-duration", values["sweep-duration"], quick ? 5 : 10, 1, false),
     heap: values["no-heap"] !== true,
+    memoryReference: values["no-heap"] !== true && values["no-reference"] !== true,
     clients,
     channels,
     rate: number("rate", values.rate, quick ? 50 : 100, 0.1, false),
@@ -668,6 +674,74 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
   return lost === 0 && activePoster.failed === 0 && allConnected;
 }
 
+/**
+ * The reference for the memory figures: bench/chat-reference.ts (plain Socket.IO, its
+ * defaults) with the same number of clients from the same load worker code, connected and
+ * subscribed, idle, after a full GC, measured the same way as Convene.
+ */
+async function measureReferenceMemory(options: Options, cleanup: Cleanup): Promise<Record<string, unknown>> {
+  const inspectorPort = await freePort();
+  const child = spawn(process.execPath, [`--inspect=127.0.0.1:${inspectorPort}`, path.join(__dirname, "chat-reference.js")], { stdio: ["ignore", "pipe", "pipe"] });
+  readline.createInterface({ input: child.stderr! }).on("line", (line) => {
+    if (!/^(Debugger (attached|listening|ending)|For help, see)/.test(line)) process.stderr.write(`[reference] ${line}\n`);
+  });
+  cleanup.add("stop the reference server", () => terminate(child, "reference server", 5000));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the reference server exited (${code})`)));
+    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      const match = /^listening (\d+)$/.exec(line);
+      if (match) resolve(Number(match[1]));
+    });
+  });
+  const pid = child.pid ?? -1;
+  log(`reference: plain Socket.IO server pid ${pid} on port ${port}`);
+  const heap = new HeapProbe(inspectorPort);
+  const memory = async () => ({ heapUsed: (await heap.afterGc())?.heapUsed ?? null, rss: treeRssBytes(pid) });
+  const before = await memory();
+  const cpuBefore = treeCpuSeconds(pid);
+  const specsByWorker: ClientSpec[][] = Array.from({ length: options.workers }, () => []);
+  for (let i = 0; i < options.clients; i++) specsByWorker[i % options.workers].push({ idx: i, token: "reference", channelId: `c${i % options.channels}` });
+  const workers = specsByWorker.map((specs, id) => {
+    const worker = new Worker(id, fork(path.join(__dirname, "chat-worker.js"), [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }), () => undefined);
+    cleanup.add(`stop reference load worker ${id}`, async () => {
+      worker.send({ type: "stop" });
+      if (!(await waitForExit(worker.child, 5000))) await terminate(worker.child, `reference load worker ${id}`, 2000);
+    });
+    worker.send({
+      type: "init",
+      workerId: id,
+      url: `http://127.0.0.1:${port}`,
+      clients: specs,
+      concurrency: Math.max(1, Math.floor(options.connectConcurrency / options.workers)),
+      connectTimeoutMs: options.connectTimeoutMs,
+      ackTimeoutMs: options.ackTimeoutMs,
+      via: options.via,
+    });
+    return worker;
+  });
+  const started = performance.now();
+  await waitFor("reference connect and subscribe", 120_000 + options.clients * 20, () => workers.every((w) => w.ready !== null), () => {
+    for (const worker of workers) worker.assertAlive();
+  }, () => undefined);
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = treeCpuSeconds(pid);
+  const subscribed = workers.reduce((n, w) => n + (w.ready?.subscribed ?? 0), 0);
+  await sleep(1000);
+  const after = await memory();
+  const perClient = (a: number | null, b: number | null): number | null => (a !== null && b !== null && subscribed > 0 ? round((a - b) / subscribed / 1024, 1) : null);
+  const heapKb = perClient(after.heapUsed, before.heapUsed);
+  const rssKb = perClient(after.rss, before.rss);
+  log(`reference: ${subscribed} subscribed in ${seconds.toFixed(1)} s; heap ${heapKb} KB, RSS ${rssKb} KB per client`);
+  return {
+    what: "a plain Socket.IO server (bench/chat-reference.ts, defaults; any handshake; chat:subscribe joins a room) with the same clients, measured as memory_per_client",
+    subscribed,
+    heap_kb: heapKb,
+    rss_kb: rssKb,
+    connect_seconds: round(seconds, 1),
+    server_cpu_ms_per_connect: cpuAfter !== null && cpuBefore !== null && subscribed > 0 ? round(((cpuAfter - cpuBefore) * 1000) / subscribed, 3) : null,
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // Output
 
@@ -704,6 +778,11 @@ function printSummary(report: Report): void {
     out.push(`  load generator event-loop delay ms (worst worker, steady): ${JSON.stringify(r.load_generator.worker_eventloop_delay_ms.steady)}; orchestrator ${JSON.stringify(r.load_generator.orchestrator_eventloop_delay_ms.steady)}`);
     out.push(`  CPU % of one core (of ${r.cpu_percent_of_one_core.cores * 100} available), steady: ${JSON.stringify(r.cpu_percent_of_one_core.steady ?? null)}`);
     out.push(`  memory per client (idle, subscribed, after GC): heap ${fmt(r.memory_per_client.heap_kb)} KB, RSS ${fmt(r.memory_per_client.rss_kb)} KB`);
+    const ref = r.memory_reference;
+    if (ref)
+      out.push(
+        `  reference, plain Socket.IO server (same clients, same run): heap ${fmt(ref.heap_kb)} KB, RSS ${fmt(ref.rss_kb)} KB per client; Convene / reference: heap ${fmt(ref.ratio_heap)}, RSS ${fmt(ref.ratio_rss)}; server CPU ${fmt(ref.server_cpu_ms_per_connect)} ms per connect + subscribe`,
+      );
     out.push(`  connect storm: ${r.connect_storm.seconds} s (${r.connect_storm.connects_per_s}/s), server CPU ${fmt(r.connect_storm.server_cpu_ms_per_connect)} ms per connect + subscribe`);
     out.push(`  server CPU µs per delivery: warm-up ${fmt(r.server_cpu_us_per_delivery.warmup)}, steady ${fmt(r.server_cpu_us_per_delivery.steady)}`);
     for (const x of r.sweep)
@@ -763,6 +842,17 @@ async function main(): Promise<void> {
   let crashed = false;
   try {
     success = await run(options, cleanup, report);
+    if (options.memoryReference) {
+      const reference = new Cleanup();
+      try {
+        const measured = await measureReferenceMemory(options, reference);
+        const ours = (report as { memory_per_client?: { heap_kb: number | null; rss_kb: number | null } }).memory_per_client;
+        const ratio = (a: number | null | undefined, b: unknown): number | null => (typeof a === "number" && typeof b === "number" && b > 0 ? round(a / b, 2) : null);
+        report.memory_reference = { ...measured, ratio_heap: ratio(ours?.heap_kb, measured.heap_kb), ratio_rss: ratio(ours?.rss_kb, measured.rss_kb) };
+      } finally {
+        await reference.run();
+      }
+    }
     report.ok = success;
   } catch (error) {
     crashed = true;
