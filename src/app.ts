@@ -1,13 +1,13 @@
-import { randomUUID } from "node:crypto";
 import cors from "cors";
 import express, { type Express, type RequestHandler } from "express";
 import helmet from "helmet";
-import { pinoHttp } from "pino-http";
+import type { Registry } from "prom-client";
 import swaggerUi from "swagger-ui-express";
 import type { Config } from "./config";
 import { Api } from "./http/api";
 import { createErrorHandler, notFoundHandler } from "./http/error-handler";
 import { createRegistry, generateDocument } from "./http/openapi";
+import { requestDuration, requestLogger } from "./http/request-log";
 import { absoluteUrl } from "./http/urls";
 import { asyncApiFor } from "./realtime/asyncapi";
 import type { Logger } from "./logger";
@@ -25,35 +25,17 @@ export interface AppOptions {
   /** The AsyncAPI document of the Socket.IO events and WebSocket doors (`createAsyncApiDocument`). */
   asyncapi: Record<string, unknown>;
   version: string;
+  /** `/metrics`' registry: the HTTP duration histogram goes there. */
+  metrics: Registry;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
-
 /** The Express app: cross-cutting middleware, the modules' routes, OpenAPI and AsyncAPI, one error handler. */
-export function createApp({ config, log, authenticators, failedCredentials, routes, asyncapi, version }: AppOptions): Express {
+export function createApp({ config, log, authenticators, failedCredentials, routes, asyncapi, version, metrics }: AppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", config.trustProxy);
 
-  app.use(
-    pinoHttp({
-      logger: log,
-      genReqId: (req, res) => {
-        const incoming = req.headers["x-request-id"];
-        const id = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-        res.setHeader("X-Request-Id", id);
-        return id;
-      },
-      // Server-Sent Events URLs may carry ?access_token=: never log it.
-      serializers: {
-        req: (req: { url?: string; query?: Record<string, unknown> }) => {
-          const { access_token: _token, ...query } = req.query ?? {};
-          return { ...req, query, url: req.url?.replace(/([?&]access_token=)[^&]*/g, "$1[redacted]") };
-        },
-      },
-      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
-    }),
-  );
+  app.use(requestLogger(log), requestDuration(metrics));
   // No upgrade-insecure-requests: /docs must load over plain HTTP too (behind no TLS proxy).
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(cors({ origin: config.corsOrigins ?? true, exposedHeaders: ["Location", "Retry-After", "X-Request-Id", "Content-Range", "Accept-Ranges", "ETag"] }));

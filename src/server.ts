@@ -14,6 +14,7 @@ import type { Bus } from "./realtime/bus";
 import { Connections } from "./realtime/connections";
 import { createAsyncApiDocument } from "./realtime/asyncapi";
 import { createSocketAdapter, createSocketServer, SocketDelivery, type AppServer } from "./realtime/socket-server";
+import { MessageMetrics } from "./realtime/metrics";
 import { EventStreams } from "./realtime/sse";
 import { StreamRelay } from "./realtime/stream-relay";
 import { version as VERSION } from "../package.json";
@@ -45,13 +46,14 @@ export interface ConveneServer {
 export async function createServer({ config, dataSource, bus, log }: ServerDeps, definitions: ModuleDefinition[]): Promise<ConveneServer> {
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
-  const relay = new StreamRelay(bus, log);
+  const messageMetrics = new MessageMetrics(metrics);
+  const relay = new StreamRelay(bus, log, messageMetrics);
   await relay.start();
   const connections = new Connections(bus, log);
   await connections.start();
   const rateLimits = await createRateLimitStores(config.redisUrl, config.redisPrefix, log);
   const failedCredentials = await createFailedCredentialLimiter(config.rateLimitAuthPerMinute, rateLimits.create("failed-credentials"), log);
-  const eventStreams = new EventStreams({ heartbeatSeconds: config.sseHeartbeatSeconds, bufferLimitBytes: config.clientBufferLimitBytes, connections });
+  const eventStreams = new EventStreams({ heartbeatSeconds: config.sseHeartbeatSeconds, bufferLimitBytes: config.clientBufferLimitBytes, connections, metrics: messageMetrics });
 
   const sockets = new SocketDelivery();
   const modules: ConveneModule[] = [];
@@ -64,6 +66,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     relay,
     connections,
     metrics,
+    messageMetrics,
     rateLimits,
     eventStreams,
     sockets,
@@ -91,6 +94,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     authenticators: new Authenticators(modules.flatMap((m) => m.authenticators?.http ?? [])),
     failedCredentials,
     version: VERSION,
+    metrics,
     routes: modules.flatMap((m) => (m.routes ? [m.routes.bind(m)] : [])),
     asyncapi: createAsyncApiDocument(faces, upgrades, VERSION),
   });
@@ -112,6 +116,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     log,
     corsOrigins: config.corsOrigins,
     bufferLimitBytes: config.clientBufferLimitBytes,
+    metrics: messageMetrics,
   });
   const adapter = config.redisUrl ? await createSocketAdapter(io, config.redisUrl, config.redisPrefix, log) : null;
   sockets.bind(io);

@@ -11,6 +11,7 @@ import type { FailedCredentialLimiter, RateLimitStores } from "../http/rate-limi
 import type { Logger } from "../logger";
 import type { Bus } from "../realtime/bus";
 import type { Connections } from "../realtime/connections";
+import type { MessageMetrics } from "../realtime/metrics";
 import type { SocketEventSpecs, SocketMessageSpec, SocketRequestSpec } from "../realtime/events";
 import type { AppSocket, SocketDelivery, SocketRelay } from "../realtime/socket-server";
 import type { EventStreams } from "../realtime/sse";
@@ -28,6 +29,8 @@ export interface Kernel {
   /** Ends connections on every door when credentials end. */
   connections: Connections;
   metrics: Registry;
+  /** The message counters of `/metrics` (posted, delivered, repaired, cut off). */
+  messageMetrics: MessageMetrics;
   /** Stores for rate limits (Redis when REDIS_URL is set). */
   rateLimits: RateLimitStores;
   /** The per-client limit every credential route shares (login, register, pair identities). */

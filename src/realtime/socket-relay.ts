@@ -1,5 +1,6 @@
 import { belowThreshold } from "./backpressure";
 import type { ServerToClientEvents } from "./events";
+import type { MessageMetrics } from "./metrics";
 import type { AppSocket } from "./socket-server";
 import type { ResumePoint, StreamItem, StreamRelay } from "./stream-relay";
 
@@ -22,6 +23,7 @@ export class SocketRelay {
   constructor(
     private readonly relay: StreamRelay,
     private readonly bufferLimitBytes: number,
+    private readonly metrics: MessageMetrics,
   ) {}
 
   /**
@@ -63,7 +65,12 @@ export class SocketRelay {
    */
   private relayTo(socket: AppSocket, event: keyof ServerToClientEvents, present?: (item: StreamItem) => object): (item: StreamItem, json: string) => void {
     // An item shaped per stream (`present`) is encoded for that socket; a plain one shares its packet.
-    return present ? (item) => this.emit(socket, event, present(item)) : (_item, json) => this.emitJson(socket, event, json);
+    return present ? (item) => this.counted(this.emit(socket, event, present(item))) : (_item, json) => this.counted(this.emitJson(socket, event, json));
+  }
+
+  /** Counts an item the relay wrote to a socket (not the lobby's replies, which also go through emitJson). */
+  private counted(written: boolean): void {
+    if (written) this.metrics.delivered("socket.io");
   }
 
   unfollow(socket: AppSocket, key: string): Promise<void> {
@@ -114,9 +121,12 @@ export class SocketRelay {
   }
 
   /** A stream's item, shaped for this socket (its type is the stream's, not checked here). */
-  private emit(socket: AppSocket, event: keyof ServerToClientEvents, item: object): void {
-    if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
-    (socket.emit as (event: string, item: object) => boolean)(event, item);
+  private emit(socket: AppSocket, event: keyof ServerToClientEvents, item: object): boolean {
+    if (this.buffered(socket) > this.bufferLimitBytes) {
+      this.cutOff(socket);
+      return false;
+    }
+    return (socket.emit as (event: string, item: object) => boolean)(event, item);
   }
 
   /**
@@ -125,10 +135,13 @@ export class SocketRelay {
    * does. Only plain JSON items (no binary), which is all a stream carries. Consecutive
    * calls with the same string (one item to many sockets) share the packet.
    */
-  emitJson(socket: AppSocket, event: keyof ServerToClientEvents, json: string): void {
-    if (this.buffered(socket) > this.bufferLimitBytes) return this.cutOff(socket);
+  emitJson(socket: AppSocket, event: keyof ServerToClientEvents, json: string): boolean {
+    if (this.buffered(socket) > this.bufferLimitBytes) {
+      this.cutOff(socket);
+      return false;
+    }
     // socket.emit drops a packet for a connection that is not open; so does this.
-    if (socket.conn.readyState !== "open") return;
+    if (socket.conn.readyState !== "open") return false;
     const nsp = socket.nsp.name;
     let last = this.lastPacket;
     if (!last || last.json !== json || last.event !== event || last.nsp !== nsp) {
@@ -137,6 +150,7 @@ export class SocketRelay {
       last = this.lastPacket = { json, event, nsp, packet };
     }
     (socket.client as unknown as PreEncodedWriter).writeToEngine(last.packet, { preEncoded: true, compress: true });
+    return true;
   }
 
   /** For replays: a promise while the socket has much unsent (see StreamRelay's `ready`). */
@@ -151,6 +165,7 @@ export class SocketRelay {
 
   /** Disconnects a client that stopped reading, dropping what it left unread at once. */
   private cutOff(socket: AppSocket): void {
+    if (socket.connected) this.metrics.cutOff("socket.io");
     socket.disconnect(true);
     // engine.io would otherwise wait for the unread output to drain (until the ping timeout).
     socket.conn.close(true);

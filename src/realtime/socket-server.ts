@@ -8,6 +8,7 @@ import { toProblem } from "../core/problems";
 import type { Logger } from "../logger";
 import type { Connections } from "./connections";
 import type { AckError, ClientToServerEvents, ServerToClientEvents } from "./events";
+import type { MessageMetrics } from "./metrics";
 import { SocketRelay } from "./socket-relay";
 import type { StreamRelay } from "./stream-relay";
 
@@ -57,6 +58,7 @@ export interface SocketServerOptions {
   log: Logger;
   corsOrigins: string[] | null;
   bufferLimitBytes: number;
+  metrics: MessageMetrics;
 }
 
 /**
@@ -73,7 +75,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     cors: { origin: options.corsOrigins ?? true },
     maxHttpBufferSize: 100_000,
   });
-  const sockets = new SocketRelay(relay, options.bufferLimitBytes);
+  const sockets = new SocketRelay(relay, options.bufferLimitBytes, options.metrics);
   const dispatch = createDispatcher(faces, sockets, log);
 
   io.use(async (raw, next) => {

@@ -4,6 +4,7 @@ import type { Principal } from "../core/principal";
 import { StreamIdSchema } from "../http/schemas";
 import { belowThreshold } from "./backpressure";
 import type { Connections } from "./connections";
+import type { MessageMetrics } from "./metrics";
 
 export interface EventStream {
   /** Sends one event; `data` is already JSON. Drops a client that stopped reading. */
@@ -25,6 +26,7 @@ export class EventStreams {
       heartbeatSeconds: number;
       bufferLimitBytes: number;
       connections: Connections;
+      metrics: MessageMetrics;
     },
   ) {}
 
@@ -76,9 +78,10 @@ export class EventStreams {
     // Ends at once when the credentials ended since they were checked.
     unregister = this.options.connections.add({ principal, end });
 
-    const limit = this.options.bufferLimitBytes;
+    const { bufferLimitBytes: limit, metrics } = this.options;
     const cutOff = () => {
       // The client stopped reading: cut it off rather than buffer without bound.
+      if (!closed) metrics.cutOff("sse");
       close();
       res.destroy();
     };
@@ -90,6 +93,7 @@ export class EventStreams {
         if (closed) return;
         if (res.writableLength > limit) return cutOff();
         res.write(`id: ${id}\nevent: ${event}\ndata: ${data}\n\n`);
+        metrics.delivered("sse");
       },
       onClose(callback) {
         if (closed) callback();

@@ -1,6 +1,7 @@
 import { DomainError } from "../core/errors";
 import type { Logger } from "../logger";
 import type { Bus } from "./bus";
+import type { MessageMetrics } from "./metrics";
 
 /** Anything a stream carries: a message, a lobby change. Ids are decimal strings that grow within a stream. */
 export interface StreamItem {
@@ -80,6 +81,7 @@ export class StreamRelay {
   constructor(
     private readonly bus: Bus,
     private readonly log: Logger,
+    private readonly metrics: MessageMetrics,
   ) {}
 
   start(): Promise<void> {
@@ -146,11 +148,11 @@ export class StreamRelay {
       // a gap after it is repaired from the database like any other.
       state.last ??= BigInt(from.last);
       // The bulk beside live delivery, at the pace the client takes it...
-      let cursor = await this.replay(key, BigInt(from.after), state.last, [listener], signal, ready);
+      let { cursor } = await this.replay(key, BigInt(from.after), state.last, [listener], signal, ready);
       await this.enqueue(key, state, async () => {
         if (signal?.aborted) return;
         // ...then what arrived meanwhile, and joining, in the stream's chain.
-        cursor = await this.replay(key, cursor, state.last!, [listener], signal);
+        ({ cursor } = await this.replay(key, cursor, state.last!, [listener], signal));
         // This process may not have delivered up to `from.after` yet: nothing up to it again.
         const floor = cursor > state.last! ? cursor : null;
         attached =
@@ -180,7 +182,8 @@ export class StreamRelay {
         if (BigInt(previous) !== stream.last) {
           // Something before it has not arrived here: read what is missing.
           // The live set: a listener removed while the rows are read must not get them.
-          await this.replay(key, stream.last, id - 1n, stream.listeners);
+          const { items } = await this.replay(key, stream.last, id - 1n, stream.listeners);
+          this.metrics.repaired(items);
         }
         json ??= JSON.stringify(event.item);
         this.deliver(stream.listeners, event.item, json);
@@ -195,7 +198,7 @@ export class StreamRelay {
 
   /**
    * Sends the stream's messages with after < id <= upTo to the listeners, page by page
-   * until done or cancelled. Returns the id it got to.
+   * until done or cancelled. Returns the id it got to and how many items it sent.
    */
   private async replay(
     key: string,
@@ -204,20 +207,22 @@ export class StreamRelay {
     listeners: Iterable<Listener>,
     signal?: AbortSignal,
     ready?: () => Promise<void> | undefined,
-  ): Promise<bigint> {
+  ): Promise<{ cursor: bigint; items: number }> {
     let cursor = after;
+    let items = 0;
     while (cursor < upTo && !signal?.aborted) {
       const page = await this.source(key).between(key, cursor.toString(), upTo.toString(), REPLAY_PAGE);
       for (const item of page) {
         const wait = ready?.();
         if (wait) await wait;
-        if (signal?.aborted) return cursor;
+        if (signal?.aborted) return { cursor, items };
         this.deliver(listeners, item, JSON.stringify(item));
         cursor = BigInt(item.id);
+        items += 1;
       }
-      if (page.length < REPLAY_PAGE) return upTo;
+      if (page.length < REPLAY_PAGE) return { cursor: upTo, items };
     }
-    return cursor;
+    return { cursor, items };
   }
 
   private deliver(listeners: Iterable<Listener>, item: StreamItem, json: string): void {

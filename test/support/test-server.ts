@@ -6,7 +6,7 @@ import { Client } from "pg";
 import request from "supertest";
 import { loadConfig, type Config, type DatabaseConfig } from "../../src/config";
 import { openDatabase, type Database } from "../../src/db/data-source";
-import { createLogger } from "../../src/logger";
+import { createLogger, type Logger } from "../../src/logger";
 import { createBus, type Bus } from "../../src/realtime/bus";
 import { schemaOf } from "../../src/core/module";
 import { MODULES } from "../../src/modules";
@@ -66,11 +66,11 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
   };
 }
 
-/** Starts a real server on a fresh database (and its own bus) on a free loopback port. */
-export async function startTestServer(env: Record<string, string> = {}, existing?: FreshDatabase): Promise<TestServer> {
+/** Starts a real server on a fresh database (and its own bus) on a free loopback port; `log` replaces its stdout logger. */
+export async function startTestServer(env: Record<string, string> = {}, existing?: FreshDatabase, log?: Logger): Promise<TestServer> {
   const fresh = existing ?? (await freshDatabase());
   const config = { ...loadConfig(testEnv(env), "/nonexistent/ormconfig.json"), database: fresh.config };
-  const log = createLogger(config.logLevel);
+  log ??= createLogger(config.logLevel);
   const database = await openDatabase(config.database, schemaOf(MODULES));
   const bus: Bus = await createBus(config.redisUrl, log, config.redisPrefix);
   const server = await createServer({ config, dataSource: database.dataSource, bus, log }, MODULES);

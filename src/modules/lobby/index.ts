@@ -13,7 +13,7 @@ export const lobbyModule = defineModule<LobbyService>({
   create(kernel, use) {
     const { accounts, sessions } = use(accountsModule);
     const lobby = new LobbyService(kernel.dataSource, kernel.relay, accounts, sessions, kernel.log, kernel.failedCredentials);
-    const door = new LobbyWebSocketDoor(lobby, kernel.relay, kernel.connections, kernel.log, kernel.config.trustProxy, kernel.config.lobbyPingSeconds);
+    const door = new LobbyWebSocketDoor(lobby, kernel.relay, kernel.connections, kernel.log, kernel.config.trustProxy, kernel.config.lobbyPingSeconds, kernel.messageMetrics);
     return {
       exports: lobby,
       streams: [lobby.source],

@@ -4,6 +4,7 @@ import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Upgrade } from "../../core/module";
 import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
+import type { MessageMetrics } from "../../realtime/metrics";
 import type { StreamRelay } from "../../realtime/stream-relay";
 import { encodeOnce, LOBBY_CLIENT_MESSAGES, LOBBY_SERVER_MESSAGES, parseMessage } from "./lobby.protocol";
 import type { LobbyService } from "./lobby.service";
@@ -62,6 +63,7 @@ export class LobbyWebSocketDoor {
     private readonly trustProxy: boolean | number,
     /** LOBBY_PING_SECONDS: a client that has not answered the previous ping by the next one is dropped. */
     private readonly pingSeconds: number,
+    private readonly metrics: MessageMetrics,
   ) {
     this.wss.on("connection", (ws: WebSocket, req: IncomingMessage) => this.connect(ws, clientAddress(req, this.trustProxy)));
   }
@@ -105,6 +107,7 @@ export class LobbyWebSocketDoor {
       send: (message) => {
         if (ws.readyState !== ws.OPEN) return;
         if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+          this.metrics.cutOff("lobby");
           ws.terminate();
           return;
         }

@@ -14,9 +14,9 @@ export const messagingModule = defineModule<MessagingService>({
   name: "messaging",
   // Its first migration also made the chat module's channels table (they were one module then).
   migrations: [Messaging1763700001000, PostMessage1763700002000, Idempotency1763700013000],
-  async create({ dataSource, relay, config, rateLimits, log }) {
+  async create({ dataSource, relay, config, rateLimits, log, messageMetrics }) {
     const postLimit = await createPrincipalLimiter(config.rateLimitPostsPerMinute, rateLimits.create("posts"), log, "messages");
-    return { exports: new MessagingService(dataSource, relay, postLimit) };
+    return { exports: new MessagingService(dataSource, relay, postLimit, messageMetrics) };
   },
 });
 

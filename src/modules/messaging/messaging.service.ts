@@ -3,6 +3,7 @@ import type { DataSource } from "typeorm";
 import { conflict } from "../../core/errors";
 import { toPage, type Page } from "../../core/pagination";
 import type { PrincipalLimiter } from "../../http/post-limit";
+import type { MessageMetrics } from "../../realtime/metrics";
 import type { StreamEvent, StreamRelay } from "../../realtime/stream-relay";
 import { MessageStreamKind } from "./streams";
 
@@ -79,6 +80,7 @@ export class MessagingService {
     private readonly relay: StreamRelay,
     /** RATE_LIMIT_POSTS_PER_MINUTE: every message kind, over every door, counts. */
     private readonly postLimit: PrincipalLimiter,
+    private readonly metrics: MessageMetrics,
   ) {}
 
   /** A kind of message stream for a module to own (see MessageStreamKind). */
@@ -126,6 +128,7 @@ export class MessagingService {
     };
     // A replay was published when it was first posted (and repaired, had that failed).
     if (row.o_outcome === "replayed") return Object.assign(message, { [REPLAYED]: true as const });
+    this.metrics.posted(keys[0]);
     const event: StreamEvent<Message> = { item: message, streams: keys.map((key) => ({ key, previous: row.o_previous![key] })) };
     await this.relay.publish(event);
     return message;
