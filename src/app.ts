@@ -12,13 +12,13 @@ import { absoluteUrl } from "./http/urls";
 import { asyncApiFor } from "./realtime/asyncapi";
 import type { Logger } from "./logger";
 import type { Authenticators } from "./http/auth-context";
-import type { FailedCredentialLimiter } from "./http/rate-limit";
+import type { FailedCredentialLimiter } from "./http/password-budget";
 
 export interface AppOptions {
   config: Config;
   log: Logger;
   authenticators: Authenticators;
-  /** Wrong passwords presented on authenticated routes (HTTP Basic, current_password). */
+  /** The budget of wrong passwords (login, HTTP Basic, current_password). */
   failedCredentials: FailedCredentialLimiter;
   /** Each module's routes, registered on the shared Api in start order. */
   routes: Array<(api: Api) => void>;

@@ -74,6 +74,7 @@ const EnvSchema = z.object({
     .default("admin"),
   ADMIN_PASSWORD: z.string().min(1).max(128).default("admin"),
   RATE_LIMIT_AUTH_PER_MINUTE: envInt(0).default(20),
+  RATE_LIMIT_AUTH_PER_ACCOUNT: envInt(0).default(50),
   MAX_UPLOAD_BYTES: envInt(1).default(2 * 1024 ** 3),
   MAX_BODY_BYTES: envInt(1).default(100 * 1024),
   CORS_ORIGINS: z
@@ -145,6 +146,8 @@ export interface Config {
   basicAuthCacheSeconds: number;
   admin: { username: string; password: string };
   rateLimitAuthPerMinute: number;
+  /** Wrong passwords per account per 15 minutes from addresses that have not signed in to it lately; 0: no limit. */
+  rateLimitAuthPerAccount: number;
   maxUploadBytes: number;
   maxBodyBytes: number;
   /** null: any origin. */
@@ -253,6 +256,7 @@ export function loadConfig(
     basicAuthCacheSeconds: e.BASIC_AUTH_CACHE_SECONDS,
     admin: { username: e.ADMIN_USERNAME, password: e.ADMIN_PASSWORD },
     rateLimitAuthPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE,
+    rateLimitAuthPerAccount: e.RATE_LIMIT_AUTH_PER_ACCOUNT,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     corsOrigins: e.CORS_ORIGINS ?? null,

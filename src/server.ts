@@ -8,7 +8,8 @@ import type { Config } from "./config";
 import type { ConveneModule, Kernel, ModuleDefinition, Use } from "./core/module";
 import { Authenticators } from "./http/auth-context";
 import { answerClientError, rawProblemResponse } from "./http/error-handler";
-import { createCredentialRateLimiter, createFailedCredentialLimiter, createRateLimitStores } from "./http/rate-limit";
+import { createFailedCredentialLimiter } from "./http/password-budget";
+import { createCredentialRateLimiter, createRateLimitStores } from "./http/rate-limit";
 import type { Logger } from "./logger";
 import type { Bus } from "./realtime/bus";
 import { Connections } from "./realtime/connections";
@@ -52,7 +53,11 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   const connections = new Connections(bus, log);
   await connections.start();
   const rateLimits = await createRateLimitStores(config.redisUrl, config.redisPrefix, log);
-  const failedCredentials = await createFailedCredentialLimiter(config.rateLimitAuthPerMinute, rateLimits.create("failed-credentials"), log);
+  const failedCredentials = await createFailedCredentialLimiter(
+    { perAddressPerMinute: config.rateLimitAuthPerMinute, perAccount: config.rateLimitAuthPerAccount },
+    rateLimits,
+    log,
+  );
   const eventStreams = new EventStreams({ heartbeatSeconds: config.sseHeartbeatSeconds, bufferLimitBytes: config.clientBufferLimitBytes, connections, metrics: messageMetrics });
 
   const sockets = new SocketDelivery();

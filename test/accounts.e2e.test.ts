@@ -366,13 +366,9 @@ describe("rate limits", () => {
       const res = await limited.http.post("/auth/login").send({ username: "admin", password: "admin" });
       expectProblem(res, 429);
       expect(Number(res.headers["retry-after"])).toBeGreaterThan(0);
-      // Failed HTTP Basic attempts on any route count too; successful ones do not.
-      const [username, password] = ["admin", "admin"];
-      for (let i = 0; i < 5; i++) expect((await limited.http.get("/users/me").set("Authorization", basic(username, password))).status).toBe(200);
-      for (let i = 0; i < 3; i++) expectProblem(await limited.http.get("/users/me").set("Authorization", basic(username, "guess " + i)), 401);
-      expectProblem(await limited.http.get("/users/me").set("Authorization", basic(username, "guess 4")), 429);
-      // Once over the limit, even the right password is refused: a guess cannot be confirmed.
-      expectProblem(await limited.http.get("/users/me").set("Authorization", basic(username, password)), 429);
+      // One budget: the wrong logins used it up for HTTP Basic too; even the right password
+      // is refused, so a guess cannot be confirmed (test/password-budget.e2e.test.ts has the rest).
+      expectProblem(await limited.http.get("/users/me").set("Authorization", basic("admin", "admin")), 429);
     } finally {
       await limited.close();
     }

@@ -7,7 +7,8 @@ import type { ZodType, z } from "zod";
 import type { Config } from "../config";
 import type { Api } from "../http/api";
 import type { HttpAuthenticator } from "../http/auth-context";
-import type { FailedCredentialLimiter, RateLimitStores } from "../http/rate-limit";
+import type { FailedCredentialLimiter } from "../http/password-budget";
+import type { RateLimitStores } from "../http/rate-limit";
 import type { Logger } from "../logger";
 import type { Bus } from "../realtime/bus";
 import type { Connections } from "../realtime/connections";
@@ -35,7 +36,7 @@ export interface Kernel {
   rateLimits: RateLimitStores;
   /** The per-client limit every credential route shares (login, register, pair identities). */
   credentialLimiter: RequestHandler;
-  /** The per-address budget of wrong passwords presented outside the login route (HTTP Basic, `current_password`, the lobby's login). */
+  /** The one budget of wrong passwords, per address and per account, every door together (login, HTTP Basic, `current_password`, the lobby's login). */
   failedCredentials: FailedCredentialLimiter;
   /** Server-Sent Events responses. */
   eventStreams: EventStreams;

@@ -2,10 +2,10 @@ import type { OpenAPIRegistry, ResponseConfig } from "@asteasolutions/zod-to-ope
 import { Router, type Request, type RequestHandler, type Response } from "express";
 import type { ZodObject, ZodType } from "zod";
 import type { Principal } from "../core/principal";
-import type { Authenticators } from "./auth-context";
+import type { Authenticators, PresentedPassword } from "./auth-context";
 import { DomainError, type FieldProblem } from "../core/errors";
 import type { ProblemPresenter } from "./error-handler";
-import { NO_FAILED_CREDENTIAL_LIMIT, type FailedCredentialLimiter } from "./rate-limit";
+import { NO_FAILED_CREDENTIAL_LIMIT, type FailedCredentialLimiter } from "./password-budget";
 import { HEADERS_TOO_LARGE_REF } from "./openapi";
 import { ProblemSchema } from "./schemas";
 import { z } from "./zod";
@@ -40,8 +40,12 @@ export interface EndpointSpec<P extends ZodObject, Q extends ZodObject, B extend
   responses: Record<number, ResponseSpec>;
   /** Middleware that runs before authentication (rate limiters). */
   before?: RequestHandler[];
-  /** A body field holding the caller's password (checked, so limited like HTTP Basic). */
-  passwordField?: string;
+  /**
+   * A password the route checks itself (login, `current_password`), so it counts in the
+   * same budget as HTTP Basic: the body field holding it, and the path parameter or body
+   * field naming the account it is checked for.
+   */
+  password?: { field: string; account: { param: string } | { field: string } };
   /** How this route presents its failures, when not as problem+json (the lobby's `$type` bodies). */
   presentError?: ProblemPresenter;
 }
@@ -129,8 +133,9 @@ export class Api {
       // lately is no guess, but is refused too while the client is over its limit: a
       // guess that happens to hit the cache must not stand out.
       const password = this.presentsPassword(spec, req);
-      if (password === "verified") await this.failedCredentials.check(req);
-      const attempt = password === "unverified" ? await this.failedCredentials.attempt(req) : null;
+      const who = password && { ip: req.ip, account: password.account };
+      if (who && password.verified) await this.failedCredentials.check(who);
+      const attempt = who && !password.verified ? await this.failedCredentials.attempt(who) : null;
       try {
         await this.handle(spec, handler, req, res);
       } catch (error) {
@@ -138,7 +143,7 @@ export class Api {
         if (spec.presentError) res.locals.presentError = spec.presentError;
         throw error;
       }
-      await attempt?.forgive();
+      await attempt?.succeeded();
     };
     this.router[spec.method](spec.path, ...(spec.before ?? []), run);
   }
@@ -169,10 +174,13 @@ export class Api {
     return principal;
   }
 
-  /** Whether the request presents a password: HTTP Basic, or the route's password field (`current_password`). */
-  private presentsPassword(spec: EndpointSpec<ZodObject, ZodObject, ZodType, AuthMode>, req: Request): "unverified" | "verified" | null {
-    const body: unknown = req.body;
-    if (spec.passwordField !== undefined && typeof body === "object" && body !== null && spec.passwordField in body) return "unverified";
+  /** Whether the request presents a password, and for which account: the route's password field, or HTTP Basic. */
+  private presentsPassword(spec: EndpointSpec<ZodObject, ZodObject, ZodType, AuthMode>, req: Request): PresentedPassword | null {
+    const body = typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {};
+    if (spec.password && spec.password.field in body) {
+      const named = "param" in spec.password.account ? req.params[spec.password.account.param] : body[spec.password.account.field];
+      return { account: typeof named === "string" ? named : "", verified: false };
+    }
     if (spec.auth !== "required") return null;
     return this.authenticators.presentsPassword({ authorization: req.headers.authorization, headers: req.headers });
   }
@@ -213,7 +221,7 @@ export class Api {
     // The answers every route of its kind can give, unless the route describes them itself.
     const common: Record<number, string | false> = {
       401: spec.auth === "required" && "Not authenticated",
-      429: spec.auth === "required" && "Too many wrong passwords from this client",
+      429: spec.auth === "required" && "Too many wrong passwords from this client or for this account",
       400: spec.body !== undefined && "Malformed JSON or invalid fields",
       413: spec.body !== undefined && "The body is larger than MAX_BODY_BYTES",
       415: spec.body !== undefined && "The body is not application/json",

@@ -11,6 +11,11 @@ export interface Credentials {
   body?: unknown;
 }
 
+export interface PresentedPassword {
+  account: string;
+  verified: boolean;
+}
+
 /** One way of proving who you are over HTTP (a bearer token, HTTP Basic, a pair identity's header). */
 export interface HttpAuthenticator {
   /** Whether the request presents credentials of this kind. */
@@ -18,10 +23,10 @@ export interface HttpAuthenticator {
   /** The principal, or a 401 DomainError. */
   authenticate(credentials: Credentials): Promise<Principal>;
   /**
-   * For password-bearing credentials (HTTP Basic): "verified" when these were checked
-   * lately (no guess, so not counted), "unverified" when a password will be checked.
+   * For password-bearing credentials (HTTP Basic): the account they name, and whether they
+   * were verified lately (no guess, so not counted) or a password will be checked.
    */
-  presentsPassword?(credentials: Credentials): "verified" | "unverified" | null;
+  presentsPassword?(credentials: Credentials): PresentedPassword | null;
 }
 
 /** The modules' authenticators, asked in order; the first that claims the credentials decides. */
@@ -38,7 +43,7 @@ export class Authenticators {
     return authenticator.authenticate(credentials);
   }
 
-  presentsPassword(credentials: Credentials): "verified" | "unverified" | null {
+  presentsPassword(credentials: Credentials): PresentedPassword | null {
     return this.list.find((a) => a.claims(credentials))?.presentsPassword?.(credentials) ?? null;
   }
 }

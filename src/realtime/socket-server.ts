@@ -46,6 +46,12 @@ export function toAckError(error: unknown, log: Logger): AckError {
   };
 }
 
+/** A `connect_error` "unavailable"; its `data` says when to retry, as HTTP's Retry-After would. */
+function handshakeUnavailable(error: unknown): Error & { data: { status: 503; retry_after: number } } {
+  const retryAfter = Number(toProblem(error).headers["Retry-After"] ?? 5);
+  return Object.assign(new Error("unavailable"), { data: { status: 503 as const, retry_after: retryAfter } });
+}
+
 /** The Socket.IO room that holds every socket of a principal. */
 export const principalRoom = (principal: Pick<Principal, "kind" | "id">) => `principal:${principalKey(principal)}`;
 
@@ -86,8 +92,11 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     let principal: Principal;
     try {
       principal = await authenticator.authenticate(auth);
-    } catch {
-      return next(new Error("unauthorized"));
+    } catch (error) {
+      // Credentials that could not be checked now (the database is down) are not wrong ones.
+      if (toProblem(error).problem.status !== 503) return next(new Error("unauthorized"));
+      log.warn({ err: error }, "could not check a socket's credentials");
+      return next(handshakeUnavailable(error));
     }
     Object.assign(socket.data, { principal, streams: new Map(), gone: new AbortController(), state: {} } satisfies SocketData);
     try {
@@ -95,7 +104,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
       next();
     } catch (error) {
       log.warn({ err: error }, "could not accept a socket");
-      next(new Error("unavailable"));
+      next(handshakeUnavailable(error));
     }
   });
 

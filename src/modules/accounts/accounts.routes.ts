@@ -34,8 +34,12 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
   api.route(
     {
       method: "post", path: "/auth/login", operationId: "login", summary: "Sign in", tag, auth: "none",
-      body: LoginBody, before: [credentialLimiter],
-      responses: { 200: { description: "The user and a bearer token", schema: AuthResultSchema }, 401: "Wrong username or password", 429: "Too many attempts" },
+      body: LoginBody, before: [credentialLimiter], password: { field: "password", account: { field: "username" } },
+      responses: {
+        200: { description: "The user and a bearer token", schema: AuthResultSchema },
+        401: "Wrong username or password",
+        429: "Too many attempts, or too many wrong passwords from this client or for this account",
+      },
     },
     async ({ body, res }) => {
       res.json(await accounts.login(body));
@@ -90,7 +94,7 @@ export function registerAccountsRoutes(api: Api, accounts: AccountsService, cred
         "A password change needs current_password and ends all your other sessions; `mobile_token: null` clears it. " +
         "`user_type` may be sent by an admin only, for any account (alone, or with the admin's own fields on their own account); " +
         "409 when it would leave no admin. An admin changing another user sees their public fields and user_type.",
-      params: UsernameParams, body: UpdateUserBody, passwordField: "current_password",
+      params: UsernameParams, body: UpdateUserBody, password: { field: "current_password", account: { param: "username" } },
       responses: {
         200: { description: "The updated user", schema: PrivateUserSchema.or(UserAsAdminSeesSchema) },
         400: "Invalid fields, or current_password missing",

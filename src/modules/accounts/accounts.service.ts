@@ -48,7 +48,7 @@ export class AccountsService {
   async login(input: LoginInput): Promise<AuthResult> {
     const user = await this.findByUsername(this.dataSource.manager, input.username);
     const passwordMatches = await this.sessions.checkPassword(user, input.password);
-    if (!user || !passwordMatches) throw unauthorized("Invalid username or password.");
+    if (!user || !passwordMatches) throw unauthorized("Invalid username or password.", { credentialFailure: true });
     const token = await this.dataSource
       .transaction(async (manager) => {
         // Expired sessions of this user go when they sign in again, so the table stays small.

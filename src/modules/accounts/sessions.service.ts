@@ -7,7 +7,7 @@ import { unauthorized } from "../../core/errors";
 import type { SocketAuthenticator } from "../../core/module";
 import type { Principal, PrincipalEvent } from "../../core/principal";
 import { characterCount } from "../../core/text";
-import type { Credentials, HttpAuthenticator } from "../../http/auth-context";
+import type { Credentials, HttpAuthenticator, PresentedPassword } from "../../http/auth-context";
 import type { Connections } from "../../realtime/connections";
 import { SessionEntity } from "./session.entity";
 import { MAX_PASSWORD_CHARACTERS, USERNAME_PATTERN, UserEntity } from "./user.entity";
@@ -87,7 +87,7 @@ export class SessionService {
       {
         claims: (c) => c.authorization !== undefined && /^basic$/i.test(scheme(c)[0] ?? ""),
         authenticate: (c) => this.verifyBasic(scheme(c)[1] ?? ""),
-        presentsPassword: (c) => (this.recentlyVerified(c.authorization ?? "") ? "verified" : "unverified"),
+        presentsPassword: (c) => this.presentedPassword(scheme(c)[1] ?? ""),
       },
     ];
   }
@@ -175,10 +175,12 @@ export class SessionService {
     return principal;
   }
 
-  private recentlyVerified(authorization: string): boolean {
-    const [scheme, value = ""] = authorization.trim().split(/\s+/, 2);
-    const credentials = /^basic$/i.test(scheme) ? decodeBasic(value) : null;
-    return credentials !== null && (this.basicCache?.has(credentials.cacheKey) ?? false);
+  /** The account Basic credentials name, and whether they were verified lately. */
+  private presentedPassword(encoded: string): PresentedPassword {
+    const credentials = decodeBasic(encoded);
+    // Malformed: refused before any password is checked.
+    if (!credentials) return { account: "", verified: false };
+    return { account: credentials.username, verified: this.basicCache?.has(credentials.cacheKey) ?? false };
   }
 
   private async verifyBasic(encoded: string): Promise<UserPrincipal> {

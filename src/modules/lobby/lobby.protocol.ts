@@ -62,6 +62,11 @@ export const NotAuthenticatedMessage = z.object({
   message: z.string().optional().describe("Why, when a login was refused unchecked (too many wrong passwords)"),
 });
 export const InvalidMessageMessage = z.object({ $type: z.literal("invalid_message") });
+export const ServiceUnavailableMessage = z.object({
+  $type: z.literal("service_unavailable"),
+  retry_after: z.number().int().describe("Seconds to wait before sending the message again (HTTP's Retry-After)"),
+  message: z.string().describe("Why, for people"),
+});
 
 export const LobbyEventSchema = z.discriminatedUnion("$type", [TableAddedMessage, TableUpdatedMessage, TableRemovedMessage]);
 export type LobbyEvent = z.output<typeof LobbyEventSchema>;
@@ -82,6 +87,7 @@ export const ServerMessage = z.discriminatedUnion("$type", [
   NotAuthorizedMessage,
   NotAuthenticatedMessage,
   InvalidMessageMessage,
+  ServiceUnavailableMessage,
 ]);
 export type ServerMessage = z.output<typeof ServerMessage>;
 
@@ -114,6 +120,7 @@ export const LOBBY_SERVER_MESSAGES = {
   not_authorized: { summary: "A privileged command from a non-admin", payload: NotAuthorizedMessage },
   not_authenticated: { summary: "A command other than login and ping before login, or a login refused unchecked", payload: NotAuthenticatedMessage },
   invalid_message: { summary: "A frame that is not JSON, not a known message, or has invalid fields (and one over 64 KiB, unread)", payload: InvalidMessageMessage },
+  service_unavailable: { summary: "The message could not be handled now (the database is unavailable or overloaded): send it again after retry_after seconds", payload: ServiceUnavailableMessage },
 } satisfies Record<ServerMessage["$type"], SocketMessageSpec>;
 
 /** A frame's text as a client message, or null when it is not JSON or not a known message. */

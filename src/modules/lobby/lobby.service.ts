@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { DomainError } from "../../core/errors";
-import type { FailedCredentialLimiter } from "../../http/rate-limit";
+import type { FailedCredentialLimiter } from "../../http/password-budget";
 import type { Logger } from "../../logger";
 import type { StreamRelay, StreamSource } from "../../realtime/stream-relay";
 import type { AccountsExports, AccountsService, UserEntity } from "../accounts";
@@ -64,14 +64,20 @@ export class LobbyService {
 
   /**
    * The user when the password is theirs, else null (the same for an unknown user). A wrong
-   * password counts against the address's budget shared with HTTP Basic and
-   * `current_password`; over it, throws 429 without checking the password.
+   * password counts in the one budget of every door (per address, and per account);
+   * over it, throws 429 without checking the password.
    */
   async checkLogin(username: string, password: string, address: string): Promise<UserEntity | null> {
-    const attempt = await this.failedCredentials.attempt({ ip: address });
-    const user = await this.accounts.findByUsername(this.dataSource.manager, username);
+    const attempt = await this.failedCredentials.attempt({ ip: address, account: username });
+    let user: UserEntity | null;
+    try {
+      user = await this.accounts.findByUsername(this.dataSource.manager, username);
+    } catch (error) {
+      await attempt.forgive();
+      throw error;
+    }
     if (!(await this.sessions.checkPassword(user, password))) return null;
-    await attempt.forgive();
+    await attempt.succeeded();
     return user;
   }
 

@@ -1,4 +1,5 @@
 import { DomainError } from "../../core/errors";
+import { toProblem } from "../../core/problems";
 import type { Principal } from "../../core/principal";
 import type { Connections } from "../../realtime/connections";
 import type { StreamRelay } from "../../realtime/stream-relay";
@@ -51,6 +52,9 @@ export class LobbySession {
   /** Queues a parsed message (an invalid one is the door's to answer). */
   handle(message: ClientMessage): void {
     this.chain = this.chain.then(() => this.run(message)).catch((error: unknown) => {
+      const { problem, headers } = toProblem(error);
+      // Not the client's fault and not a bug: say when to send it again.
+      if (problem.status === 503) return this.send({ $type: "service_unavailable", retry_after: Number(headers["Retry-After"] ?? 5), message: problem.detail });
       this.door.log.error({ err: error }, "lobby message failed");
       this.send(INVALID_MESSAGE);
     });
