@@ -23,8 +23,12 @@ export interface SocketData {
   changes?: Map<string, Promise<void>>;
   /** Cancels the replays still running when the socket goes. */
   gone: AbortController;
-  /** What modules keep per socket (a resume point read at the handshake), by module: a plain object, lighter than a Map. */
-  state: Record<string, unknown>;
+  /**
+   * What modules keep per socket (a resume point read at the handshake), by module. A Map,
+   * not a plain object: the Redis adapter serialises `socket.data` for other processes'
+   * fetchSockets(), and a Map's entries (live objects, some circular) stay out of that JSON.
+   */
+  state: Map<string, unknown>;
 }
 
 export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -98,7 +102,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
       log.warn({ err: error }, "could not check a socket's credentials");
       return next(handshakeUnavailable(error));
     }
-    Object.assign(socket.data, { principal, streams: new Map(), gone: new AbortController(), state: {} } satisfies SocketData);
+    Object.assign(socket.data, { principal, streams: new Map(), gone: new AbortController(), state: new Map() } satisfies SocketData);
     try {
       for (const face of faces) await face.handshake?.(socket);
       next();

@@ -43,12 +43,12 @@ export function chatSocketFace(chat: ChatService, relay: StreamRelay, log: { err
     events: chatEvents,
     async handshake(socket) {
       if (socket.data.principal.kind !== USER_PRINCIPAL) return;
-      socket.data.state[DIRECT_FROM] = await relay.resumePoint(chat.directs.key(socket.data.principal.id), undefined);
+      socket.data.state.set(DIRECT_FROM, await relay.resumePoint(chat.directs.key(socket.data.principal.id), undefined));
     },
     onConnect(socket: AppSocket, sockets) {
-      const from = socket.data.state[DIRECT_FROM] as ResumePoint | undefined;
+      const from = socket.data.state.get(DIRECT_FROM) as ResumePoint | undefined;
       if (!from) return;
-      delete socket.data.state[DIRECT_FROM];
+      socket.data.state.delete(DIRECT_FROM);
       sockets.follow(socket, chat.directs.key(socket.data.principal.id), "dm:message", from).catch((error: unknown) => {
         log.error({ err: error }, "could not relay direct messages to a socket");
         socket.disconnect(true);

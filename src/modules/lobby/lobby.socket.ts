@@ -32,7 +32,7 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
   const json = encodeOnce((message) => JSON.stringify(message));
   // A session only for the sockets that speak to the lobby: most never do, and each socket's cost is counted ten thousand times.
   const sessionOf = (socket: AppSocket, sockets: SocketRelay): LobbySession => {
-    let session = socket.data.state[SESSION] as LobbySession | undefined;
+    let session = socket.data.state.get(SESSION) as LobbySession | undefined;
     if (!session) {
       session = new LobbySession(lobby, relay, connections, {
         send: (message) => sockets.emitJson(socket, "lobby", json(message)),
@@ -41,7 +41,7 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
         log,
       });
       session.signIn(socket.data.principal);
-      socket.data.state[SESSION] = session;
+      socket.data.state.set(SESSION, session);
     }
     return session;
   };
@@ -58,7 +58,7 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
       },
     ],
     onDisconnect(socket: AppSocket) {
-      (socket.data.state[SESSION] as LobbySession | undefined)?.close();
+      (socket.data.state.get(SESSION) as LobbySession | undefined)?.close();
     },
     events: lobbyEvents,
   };

@@ -73,7 +73,7 @@ export class PairFollowers {
     const me = asPair(socket.data.principal);
     if (!me) return;
     const state: PairSocketState = { following: new Set(), from: new Map(), sockets: null };
-    socket.data.state[STATE] = state;
+    socket.data.state.set(STATE, state);
     let set = this.members.get(me.id);
     if (!set) this.members.set(me.id, (set = new Set()));
     set.add(socket);
@@ -134,7 +134,7 @@ export class PairFollowers {
   }
 
   private state(socket: AppSocket): PairSocketState | undefined {
-    return socket.data.state[STATE] as PairSocketState | undefined;
+    return socket.data.state.get(STATE) as PairSocketState | undefined;
   }
 }
 
