@@ -12,12 +12,11 @@
  * Exit code: 0 all good; 1 a delivery was lost, a post was refused or a client failed to
  * connect or subscribe; 2 the benchmark itself failed.
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
@@ -38,7 +37,7 @@ import {
 } from "./chat-shared";
 import { UsageError, sleep, log, elapsed, assertLoopback, freePort, postgresPids, CpuMeter, treeCpuSeconds, treeRssBytes, waitFor } from "./lib/util";
 import { Cleanup, waitForExit, terminate } from "./lib/cleanup";
-import { startServer, serverEnvironment, ServerSampler, HealthProbe, HeapProbe } from "./lib/server";
+import { startServer, serverEnvironment, ServerSampler, HealthProbe, HeapProbe, startReferenceServer } from "./lib/server";
 import { createDatabase, createUsers, checkToken, Channel, createChannels } from "./lib/fixtures";
 
 // ---------------------------------------------------------------------------------------
@@ -681,19 +680,7 @@ async function run(options: Options, cleanup: Cleanup, report: Report): Promise<
  */
 async function measureReferenceMemory(options: Options, cleanup: Cleanup): Promise<Record<string, unknown>> {
   const inspectorPort = await freePort();
-  const child = spawn(process.execPath, [`--inspect=127.0.0.1:${inspectorPort}`, path.join(__dirname, "chat-reference.js")], { stdio: ["ignore", "pipe", "pipe"] });
-  readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-    if (!/^(Debugger (attached|listening|ending)|For help, see)/.test(line)) process.stderr.write(`[reference] ${line}\n`);
-  });
-  cleanup.add("stop the reference server", () => terminate(child, "reference server", 5000));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`the reference server exited (${code})`)));
-    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-      const match = /^listening (\d+)$/.exec(line);
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  const pid = child.pid ?? -1;
+  const { pid, port } = await startReferenceServer("chat-reference.js", inspectorPort, cleanup);
   log(`reference: plain Socket.IO server pid ${pid} on port ${port}`);
   const heap = new HeapProbe(inspectorPort);
   const memory = async () => ({ heapUsed: (await heap.afterGc())?.heapUsed ?? null, rss: treeRssBytes(pid) });

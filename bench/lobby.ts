@@ -14,18 +14,17 @@
  * Exit code: 0 all good; 1 an event was missing or out of order, a change failed or a
  * subscriber could not connect; 2 the benchmark itself failed.
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { concatSamples, errorMessage, percentiles, round, type Percentiles } from "./chat-shared";
 import { Cleanup, terminate, waitForExit } from "./lib/cleanup";
 import { createDatabase } from "./lib/fixtures";
-import { HeapProbe, serverEnvironment, startServer } from "./lib/server";
+import { HeapProbe, serverEnvironment, startReferenceServer, startServer } from "./lib/server";
 import { assertLoopback, CpuMeter, freePort, log, postgresPids, sleep, treeCpuSeconds, treeRssBytes, UsageError, waitFor } from "./lib/util";
 import { EVENT_TYPES, monotonicMs, type FromLobbyWorker, type Login, type LobbyWorkerResult, type ToLobbyWorker } from "./lobby-shared";
 
@@ -188,24 +187,12 @@ async function startConvene(options: Options, cleanup: Cleanup): Promise<Target>
 
 async function startReference(options: Options, cleanup: Cleanup): Promise<Target> {
   const inspectorPort = options.heap ? await freePort() : null;
-  const args = [...(inspectorPort === null ? [] : [`--inspect=127.0.0.1:${inspectorPort}`]), path.join(__dirname, "lobby-reference.js")];
-  const child = spawn(process.execPath, args, { env: { ...process.env, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
-  readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-    if (!/^(Debugger (attached|listening|ending)|For help, see)/.test(line)) process.stderr.write(`[reference] ${line}\n`);
-  });
-  cleanup.add("stop the reference server", () => terminate(child, "reference server", 5000));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`the reference server exited (${code})`)));
-    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-      const match = /^listening (\d+)$/.exec(line);
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  log(`reference ws server pid ${child.pid} on port ${port}`);
+  const { pid, port } = await startReferenceServer("lobby-reference.js", inspectorPort, cleanup);
+  log(`reference ws server pid ${pid} on port ${port}`);
   const login = { username: "user", password: "x" };
   return {
     name: "ws",
-    pid: child.pid ?? -1,
+    pid,
     wsUrl: `ws://127.0.0.1:${port}/lobby_api`,
     heap: inspectorPort === null ? null : new HeapProbe(inspectorPort),
     admin: { username: "admin", password: "x" },

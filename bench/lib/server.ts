@@ -107,6 +107,28 @@ export async function startServer(options: { nodeArgs: string[]; redisUrl: strin
 }
 
 /** Samples the server's RSS (from /proc) and, when it has GET /metrics, its event-loop delay. */
+/**
+ * A benchmark's reference server (bench/*-reference.ts, compiled beside this file's
+ * parent), started with its inspector on `inspectorPort` when given; resolves once it
+ * prints `listening <port>`. Stopped by `cleanup`.
+ */
+export async function startReferenceServer(script: string, inspectorPort: number | null, cleanup: Cleanup): Promise<{ pid: number; port: number }> {
+  const args = [...(inspectorPort === null ? [] : [`--inspect=127.0.0.1:${inspectorPort}`]), path.join(__dirname, "..", script)];
+  const child = spawn(process.execPath, args, { env: { ...process.env, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+  readline.createInterface({ input: child.stderr! }).on("line", (line) => {
+    if (!/^(Debugger (attached|listening|ending)|For help, see)/.test(line)) process.stderr.write(`[reference] ${line}\n`);
+  });
+  cleanup.add("stop the reference server", () => terminate(child, "reference server", 5000));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the reference server exited (${code})`)));
+    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      const match = /^listening (\d+)$/.exec(line);
+      if (match) resolve(Number(match[1]));
+    });
+  });
+  return { pid: child.pid ?? -1, port };
+}
+
 export class ServerSampler {
   phase = "idle";
   readonly rssPeakByPhase: Record<string, number> = {};
