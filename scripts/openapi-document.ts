@@ -27,7 +27,7 @@ async function main(outputFile: string): Promise<void> {
     );
     const log = createLogger(config.logLevel);
     const database = await openDatabase(config.database, schemaOf(MODULES));
-    const bus = await createBus(null, log, config.redisPrefix);
+    const bus = await createBus(null, log);
     const server = await createServer({ config, dataSource: database.dataSource, bus, log }, MODULES);
     try {
       const { port } = await server.listen(0, "127.0.0.1");

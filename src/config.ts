@@ -60,6 +60,8 @@ const EnvSchema = z.object({
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
     .optional(),
   REDIS_PREFIX: z.string().min(1).max(100).default("convene:"),
+  REDIS_COMMAND_TIMEOUT_MS: envInt(50, 10_000).default(500),
+  BUS_RESYNC_SECONDS: envInt(1, 300).default(2),
   PROCESSES: envInt(1, 64).default(1),
   // A number first: "1" is one proxy hop, not "trust every proxy".
   TRUST_PROXY: z.union([envInt(0, 10), z.enum(["true", "false"]).transform((v) => v === "true")]).default(false),
@@ -136,6 +138,10 @@ export interface Config {
   redisUrl: string | null;
   /** Prefix of the bus' Redis channels, so several deployments (or test runs) can share one Redis. */
   redisPrefix: string;
+  /** How long any Redis command may take before the caller goes on without it (Redis is optional at every moment). */
+  redisCommandTimeoutMs: number;
+  /** While Redis is unreachable, how often each process re-reads live streams and open connections' credentials from the database. */
+  busResyncSeconds: number;
   /** Express' "trust proxy": true, false or the number of proxy hops in front of the server. */
   trustProxy: boolean | number;
   processes: number;
@@ -248,6 +254,8 @@ export function loadConfig(
     uploadsDir: path.resolve(e.UPLOADS_DIR),
     redisUrl: e.REDIS_URL ?? null,
     redisPrefix: e.REDIS_PREFIX,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    busResyncSeconds: e.BUS_RESYNC_SECONDS,
     trustProxy: e.TRUST_PROXY,
     processes: e.PROCESSES,
     jwtSecret: e.JWT_SECRET ?? null,

@@ -4,7 +4,7 @@ import { runPrimary } from "./cluster";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { openDatabase } from "./db/data-source";
 import { createLogger, type Logger } from "./logger";
-import { createBus } from "./realtime/bus";
+import { busOptions, createBus } from "./realtime/bus";
 import { schemaOf } from "./core/module";
 import { MODULES } from "./modules";
 import { resolveSecret } from "./core/secrets";
@@ -14,7 +14,7 @@ import { createServer } from "./server";
 async function run(config: Config, log: Logger, asWorker: boolean): Promise<void> {
   log.info({ database: config.database.kind, bus: config.redisUrl ? "redis" : "local" }, "starting");
   const database = await openDatabase(config.database, schemaOf(MODULES));
-  const bus = await createBus(config.redisUrl, log, config.redisPrefix);
+  const bus = await createBus(busOptions(config), log);
   const server = await createServer({ config, dataSource: database.dataSource, bus, log }, MODULES);
   if (asWorker) {
     // The primary owns the port and passes connections in.

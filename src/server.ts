@@ -16,6 +16,7 @@ import { Connections } from "./realtime/connections";
 import { createAsyncApiDocument } from "./realtime/asyncapi";
 import { createSocketAdapter, createSocketServer, SocketDelivery, type AppServer } from "./realtime/socket-server";
 import { MessageMetrics } from "./realtime/metrics";
+import { redisOptions } from "./realtime/redis-client";
 import { EventStreams } from "./realtime/sse";
 import { StreamRelay } from "./realtime/stream-relay";
 import { version as VERSION } from "../package.json";
@@ -52,7 +53,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   await relay.start();
   const connections = new Connections(bus, log);
   await connections.start();
-  const rateLimits = await createRateLimitStores(config.redisUrl, config.redisPrefix, log);
+  const rateLimits = await createRateLimitStores(redisOptions(config), config.redisPrefix, log);
   const failedCredentials = await createFailedCredentialLimiter(
     { perAddressPerMinute: config.rateLimitAuthPerMinute, perAccount: config.rateLimitAuthPerAccount },
     rateLimits,
@@ -60,7 +61,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   );
   const eventStreams = new EventStreams({ heartbeatSeconds: config.sseHeartbeatSeconds, bufferLimitBytes: config.clientBufferLimitBytes, connections, metrics: messageMetrics });
 
-  const sockets = new SocketDelivery();
+  const sockets = new SocketDelivery(log);
   const modules: ConveneModule[] = [];
   const exported = new Map<ModuleDefinition, unknown>();
   const kernel: Kernel = {
@@ -123,8 +124,9 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     bufferLimitBytes: config.clientBufferLimitBytes,
     metrics: messageMetrics,
   });
-  const adapter = config.redisUrl ? await createSocketAdapter(io, config.redisUrl, config.redisPrefix, log) : null;
-  sockets.bind(io);
+  const redis = redisOptions(config);
+  const adapter = redis ? await createSocketAdapter(io, redis, config.redisPrefix, log) : null;
+  sockets.bind(io, adapter);
   new Gauge({ name: "convene_socketio_clients", help: "Connected Socket.IO clients", registers: [metrics], collect() { this.set(io.engine.clientsCount); } });
   new Gauge({ name: "convene_sse_streams", help: "Open Server-Sent Events streams", registers: [metrics], collect() { this.set(eventStreams.size); } });
   httpServer.on("clientError", answerClientError);

@@ -1,8 +1,8 @@
 import type { Request, RequestHandler } from "express";
-import { MemoryStore, rateLimit, type RateLimitInfo, type Store } from "express-rate-limit";
+import { MemoryStore, rateLimit, type Options, type RateLimitInfo, type Store } from "express-rate-limit";
 import { RedisStore } from "rate-limit-redis";
-import { createClient } from "redis";
 import type { Logger } from "../logger";
+import { closeRedis, connectRedis, createRedisClient, type RedisOptions } from "../realtime/redis-client";
 import { DomainError } from "../core/errors";
 
 const WINDOW_MS = 60_000;
@@ -17,7 +17,7 @@ export function tooMany(resetTime: Date | undefined): DomainError {
 /**
  * Where the limiters count. In memory on one process; in Redis when REDIS_URL is set, so
  * every process counts a client's attempts together and PROCESSES=N does not multiply
- * the limit.
+ * the limit. While Redis is unreachable each process counts alone, never waiting on it.
  */
 export interface RateLimitStores {
   /** A store of its own for one limiter. */
@@ -25,17 +25,79 @@ export interface RateLimitStores {
   close(): Promise<void>;
 }
 
-export async function createRateLimitStores(redisUrl: string | null, prefix: string, log: Logger): Promise<RateLimitStores> {
-  if (!redisUrl) return { create: () => new MemoryStore(), close: async () => undefined };
-  const client = createClient({ url: redisUrl, socket: { connectTimeout: 5000 } });
-  client.on("error", (error: Error) => log.warn({ err: error }, "redis rate-limit connection error"));
-  await client.connect();
+export async function createRateLimitStores(redis: RedisOptions | null, prefix: string, log: Logger): Promise<RateLimitStores> {
+  if (!redis) return { create: () => new MemoryStore(), close: async () => undefined };
+  const client = createRedisClient(redis, log, "rate limits");
+  await connectRedis(client);
   return {
-    create: (name) => new RedisStore({ sendCommand: (...args: string[]) => client.sendCommand(args), prefix: `${prefix}rate-limit:${name}:` }),
-    close: async () => {
-      await client.quit().catch(() => undefined);
-    },
+    create: (name) =>
+      new SharedOrLocalStore(
+        new RedisStore({ sendCommand: (...args: string[]) => client.sendCommand(args), prefix: `${prefix}rate-limit:${name}:` }),
+        () => client.isReady,
+        log,
+      ),
+    close: () => closeRedis(client),
   };
+}
+
+/**
+ * Counts in the shared store while it is reachable, in this process' memory while it is
+ * not (or when a command fails: the client's command timeout bounds the wait). The shared
+ * store is made ready again (its scripts loaded) the first time it is reachable after
+ * failing to.
+ */
+class SharedOrLocalStore implements Store {
+  readonly localKeys = false;
+  private readonly local = new MemoryStore();
+  private options: Options | null = null;
+  private sharedReady: Promise<void> | null = null;
+
+  constructor(
+    private readonly shared: Store,
+    private readonly reachable: () => boolean,
+    private readonly log: Logger,
+  ) {}
+
+  async init(options: Options): Promise<void> {
+    this.options = options;
+    this.local.init(options);
+    await this.use(async () => undefined, async () => undefined);
+  }
+
+  get(key: string) {
+    return this.use(async () => this.shared.get?.(key), async () => this.local.get(key));
+  }
+
+  increment(key: string) {
+    return this.use(async () => this.shared.increment(key), async () => this.local.increment(key));
+  }
+
+  decrement(key: string) {
+    return this.use(async () => this.shared.decrement(key), async () => this.local.decrement(key));
+  }
+
+  resetKey(key: string) {
+    return this.use(async () => this.shared.resetKey(key), async () => this.local.resetKey(key));
+  }
+
+  private async use<T>(shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
+    if (!this.reachable()) return local();
+    try {
+      await this.sharedInit();
+      return await shared();
+    } catch (error) {
+      this.log.warn({ err: error }, "rate-limit store unreachable; counting in this process");
+      return local();
+    }
+  }
+
+  private sharedInit(): Promise<void> {
+    this.sharedReady ??= Promise.resolve(this.shared.init?.(this.options!)).catch((error: unknown) => {
+      this.sharedReady = null;
+      throw error;
+    });
+    return this.sharedReady;
+  }
 }
 
 /** Per-client limit of every request to the credential routes (login, register); 0 turns it off. */

@@ -14,6 +14,17 @@ export interface Connection {
 
 /** How long an ending is remembered, for verifications that were under way when it happened. */
 const REMEMBER_MS = 20_000;
+/** Principals per credential check (one database query or two). */
+const CHECK_BATCH = 500;
+
+/** What a re-read from the database says of a principal's credentials. */
+export type Standing = "valid" | "ended" | "changed";
+
+/**
+ * How the module that issues a kind of principal re-reads their credentials from the
+ * database, for when the bus may have lost its events: a standing per principal, in order.
+ */
+export type CredentialCheck = (principals: Principal[]) => Promise<Standing[]>;
 
 /**
  * The one mechanism that ends connections when their credentials end, on every door
@@ -25,6 +36,7 @@ export class Connections {
   private readonly open = new Map<string, Set<Connection>>();
   private readonly recent = new LRUCache<string, { at: number; keep: string | null }>({ max: 100_000, ttl: REMEMBER_MS });
   private readonly listeners: Array<(event: PrincipalEvent) => void> = [];
+  private readonly checks = new Map<string, CredentialCheck>();
 
   constructor(
     private readonly bus: Bus,
@@ -32,7 +44,56 @@ export class Connections {
   ) {}
 
   start(): Promise<void> {
+    this.bus.onResync(() => this.recheck());
     return this.bus.subscribe(PRINCIPALS_TOPIC, (event) => this.apply(event as PrincipalEvent));
+  }
+
+  /**
+   * Whether events from the other processes reach this one now. While they do not, a
+   * cached verification may be stale: doors ask the database instead.
+   */
+  get live(): boolean {
+    return this.bus.up;
+  }
+
+  /** The module that issues `kind` says how to re-read its credentials (see `recheck`). */
+  addCheck(kind: string, check: CredentialCheck): void {
+    this.checks.set(kind, check);
+  }
+
+  /**
+   * Re-reads every open connection's credentials from the database and ends those that
+   * ended (logged out, password changed, deleted) or tells those that changed (demoted):
+   * the bus runs this while it is down and once it is back, so an event it lost cannot
+   * leave a connection open.
+   */
+  async recheck(): Promise<void> {
+    const byKind = new Map<string, Connection[]>();
+    for (const set of this.open.values())
+      for (const connection of set) {
+        const kind = connection.principal.kind;
+        if (!this.checks.has(kind)) continue;
+        const list = byKind.get(kind);
+        if (list) list.push(connection);
+        else byKind.set(kind, [connection]);
+      }
+    for (const [kind, connections] of byKind) {
+      const check = this.checks.get(kind)!;
+      for (let i = 0; i < connections.length; i += CHECK_BATCH) {
+        const batch = connections.slice(i, i + CHECK_BATCH);
+        const standings = await check(batch.map((c) => c.principal));
+        batch.forEach((connection, j) => this.settle(connection, standings[j]));
+      }
+    }
+  }
+
+  private settle(connection: Connection, standing: Standing | undefined): void {
+    try {
+      if (standing === "ended") connection.end();
+      else if (standing === "changed") connection.changed?.();
+    } catch (error) {
+      this.log.error({ err: error }, "could not end or update a connection");
+    }
   }
 
   /** Applies the event to this process at once, then tells the others. */

@@ -1,10 +1,10 @@
 import { createAdapter } from "@socket.io/redis-adapter";
-import { createClient } from "redis";
 import type { Server } from "socket.io";
 import type { ClientToServerEvents, ServerToClientEvents } from "./events";
 import { z } from "zod";
 import { tooLarge } from "../core/errors";
 import type { Logger } from "../logger";
+import { closeRedis, connectRedis, createRedisClient, type RedisClient, type RedisOptions } from "./redis-client";
 
 /** The largest signaling payload relayed (`data` of room:signal and pair:signal, as JSON). */
 export const MAX_SIGNAL_BYTES = 64 * 1024;
@@ -17,45 +17,96 @@ export function checkSignalSize(data: object): void {
   if (Buffer.byteLength(JSON.stringify(data)) > MAX_SIGNAL_BYTES) throw tooLarge("data is over 64 KiB as JSON.");
 }
 
+/** How long a delivery waits for the other processes' sockets before it delivers to this one's alone. */
+const REMOTE_FETCH_TIMEOUT_MS = 1000;
+
+/** What the cross-process adapter says of its Redis connections. */
+export interface SocketAdapter {
+  /** Whether the other processes can be reached now. */
+  reachable(): boolean;
+  close(): Promise<void>;
+}
+
 /**
  * Throwaway events to the sockets in a Socket.IO room, on every process (signaling,
  * incoming-call notices): nothing stored, nothing repaired. Resolves with how many
- * sockets it reached.
+ * sockets it reached. While the other processes cannot be reached (Redis down, or slow
+ * to answer), it reaches this process' sockets only, rather than wait.
  */
 export class SocketDelivery {
   private io: Server<ClientToServerEvents, ServerToClientEvents> | null = null;
+  private adapter: SocketAdapter | null = null;
 
-  bind(io: Server<ClientToServerEvents, ServerToClientEvents>): void {
+  constructor(private readonly log?: Logger) {}
+
+  bind(io: Server<ClientToServerEvents, ServerToClientEvents>, adapter: SocketAdapter | null = null): void {
     this.io = io;
+    this.adapter = adapter;
   }
 
   async emit<E extends keyof ServerToClientEvents>(room: string, event: E, ...payload: Parameters<ServerToClientEvents[E]>): Promise<number> {
     if (!this.io) return 0;
-    const sockets = await this.io.in(room).fetchSockets();
+    const sockets = await this.fetch(this.io, room);
     for (const socket of sockets) socket.emit(event, ...payload);
     return sockets.length;
   }
 
+  private async fetch(io: Server<ClientToServerEvents, ServerToClientEvents>, room: string) {
+    if (this.adapter && !this.adapter.reachable()) return io.local.in(room).fetchSockets();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        io.in(room).fetchSockets(),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("other processes did not answer")), REMOTE_FETCH_TIMEOUT_MS))),
+      ]);
+    } catch (error) {
+      this.log?.warn({ err: error, room }, "could not reach the other processes' sockets; delivering on this one");
+      return io.local.in(room).fetchSockets();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Makes every socket in `room` (on every process) leave `fromRoom`. */
   leave(room: string, fromRoom: string): void {
-    this.io?.in(room).socketsLeave(fromRoom);
+    if (this.adapter && !this.adapter.reachable()) this.io?.local.in(room).socketsLeave(fromRoom);
+    else this.io?.in(room).socketsLeave(fromRoom);
   }
 }
 
 /**
  * With REDIS_URL, Socket.IO's own Redis adapter carries `SocketDelivery`'s throwaway
  * events to sockets on other processes. Ordered streams do not use it: the relay
- * delivers those on each process, with repair.
+ * delivers those on each process, with repair. Its clients fail fast while Redis is
+ * down; the adapter does not wait for its publishes, so a failed one is logged here
+ * rather than left unhandled.
  */
-export async function createSocketAdapter(io: Server, url: string, prefix: string, log: Logger): Promise<{ close(): Promise<void> }> {
-  const publisher = createClient({ url, socket: { connectTimeout: 5000 } });
-  const subscriber = publisher.duplicate();
-  for (const client of [publisher, subscriber]) client.on("error", (error: Error) => log.warn({ err: error }, "socket.io redis adapter connection error"));
-  await Promise.all([publisher.connect(), subscriber.connect()]);
-  io.adapter(createAdapter(publisher, subscriber, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
+export async function createSocketAdapter(io: Server, redis: RedisOptions, prefix: string, log: Logger): Promise<SocketAdapter> {
+  const publisher = createRedisClient(redis, log, "socket.io publisher");
+  const subscriber = createRedisClient(redis, log, "socket.io subscriber");
+  await Promise.all([connectRedis(publisher), connectRedis(subscriber)]);
+  io.adapter(createAdapter(publishingSafely(publisher, log), subscriber, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
   return {
+    reachable: () => publisher.isReady && subscriber.isReady,
     async close() {
-      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
+      await Promise.allSettled([closeRedis(publisher), closeRedis(subscriber)]);
     },
   };
+}
+
+/** The client, as the adapter sees it, with a `publish` that never rejects (the adapter calls it without awaiting). */
+function publishingSafely(client: RedisClient, log: Logger): RedisClient {
+  const publish = (channel: string, message: string) =>
+    client.publish(channel, message).catch((error: unknown) => {
+      log.warn({ err: error }, "socket.io adapter publish failed");
+      return 0;
+    });
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === "publish" || property === "PUBLISH") return publish;
+      // Bound to the client itself: its private fields are not the proxy's.
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }

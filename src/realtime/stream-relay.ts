@@ -85,7 +85,28 @@ export class StreamRelay {
   ) {}
 
   start(): Promise<void> {
+    this.bus.onResync(() => this.resync());
     return this.bus.subscribe(STREAMS_TOPIC, (event) => this.receive(event as StreamEvent));
+  }
+
+  /**
+   * Delivers what this process' listeners missed while the bus lost events (Redis
+   * unreachable): each live stream's last id is read from the database and what lies
+   * beyond the last one delivered here is repaired, even if no later event comes. One
+   * stream after another, so a resync never floods the database.
+   */
+  async resync(): Promise<void> {
+    for (const [key, stream] of [...this.streams]) {
+      if (stream.last === null || this.streams.get(key) !== stream) continue;
+      await this.enqueue(key, stream, async () => {
+        if (stream.last === null) return;
+        const last = BigInt(await this.source(key).lastId(key));
+        if (last <= stream.last) return;
+        const { items } = await this.replay(key, stream.last, last, stream.listeners);
+        this.metrics.repaired(items);
+        stream.last = last;
+      }).catch(() => undefined); // logged by enqueue; the next resync tries again
+    }
   }
 
   /** A module adds the kinds of stream it owns. */

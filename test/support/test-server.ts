@@ -7,7 +7,7 @@ import request from "supertest";
 import { loadConfig, type Config, type DatabaseConfig } from "../../src/config";
 import { openDatabase, type Database } from "../../src/db/data-source";
 import { createLogger, type Logger } from "../../src/logger";
-import { createBus, type Bus } from "../../src/realtime/bus";
+import { busOptions, createBus, type Bus } from "../../src/realtime/bus";
 import { schemaOf } from "../../src/core/module";
 import { MODULES } from "../../src/modules";
 import { createServer, type ConveneServer } from "../../src/server";
@@ -73,7 +73,7 @@ export async function startTestServer(env: Record<string, string> = {}, existing
   const config = { ...loadConfig(testEnv(env), "/nonexistent/ormconfig.json"), database: fresh.config };
   log ??= createLogger(config.logLevel);
   const database = await openDatabase(config.database, schemaOf(MODULES));
-  const bus: Bus = await createBus(config.redisUrl, log, config.redisPrefix);
+  const bus: Bus = await createBus(busOptions(config), log);
   const server = await createServer({ config, dataSource: database.dataSource, bus, log }, MODULES);
   const address = await server.listen(0, "127.0.0.1");
   const url = `http://127.0.0.1:${address.port}`;

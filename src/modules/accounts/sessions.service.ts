@@ -9,6 +9,7 @@ import type { Principal, PrincipalEvent } from "../../core/principal";
 import { characterCount } from "../../core/text";
 import type { Credentials, HttpAuthenticator, PresentedPassword } from "../../http/auth-context";
 import type { Connections } from "../../realtime/connections";
+import { userStandings } from "./session-check";
 import { SessionEntity } from "./session.entity";
 import { MAX_PASSWORD_CHARACTERS, USERNAME_PATTERN, UserEntity } from "./user.entity";
 
@@ -74,6 +75,17 @@ export class SessionService {
 
   start(): void {
     this.options.connections.onEvent((event) => this.forget(event));
+    this.options.connections.addCheck(USER_PRINCIPAL, (principals) => {
+      // Cached verifications go too: their events may be lost with the others.
+      this.bearerCache.clear();
+      this.basicCache?.clear();
+      return userStandings(this.options.dataSource, principals as UserPrincipal[]);
+    });
+  }
+
+  /** A cached verification, unless events may be lost (the bus is down): then the database decides. */
+  private cached(cache: LRUCache<string, CachedAuth> | null, key: string): CachedAuth | undefined {
+    return this.options.connections.live ? cache?.get(key) : undefined;
   }
 
   /** Bearer tokens and HTTP Basic over HTTP. */
@@ -159,7 +171,7 @@ export class SessionService {
     if (!isUuid(sessionId) || !isUuid(userId) || typeof exp !== "number")
       throw unauthorized("The bearer token is invalid or has expired.");
     const expiresAt = exp * 1000;
-    const cached = this.bearerCache.get(sessionId);
+    const cached = this.cached(this.bearerCache, sessionId);
     if (cached) return toPrincipal(cached.user, sessionId, expiresAt, checkedAt);
     const user = await this.options.dataSource
       .getRepository(UserEntity)
@@ -188,7 +200,7 @@ export class SessionService {
     const credentials = decodeBasic(encoded);
     if (!credentials) throw unauthorized("Basic credentials must be base64(username:password).");
     const { username, password, cacheKey } = credentials;
-    const cached = this.basicCache?.get(cacheKey);
+    const cached = this.cached(this.basicCache, cacheKey);
     if (cached) return toPrincipal(cached.user, null, null, checkedAt);
     // Names that could not have been registered are unknown users, not database errors.
     const user =

@@ -4,7 +4,7 @@ import { resolveSecret } from "../../core/secrets";
 import { messagingModule } from "../messaging";
 import { Pair1763700007000 } from "./migrations/1763700007000-pair";
 import { registerPairRoutes } from "./pair.routes";
-import { PairService } from "./pair.service";
+import { PAIR_PRINCIPAL, PairService } from "./pair.service";
 import { PairFollowers, pairSocketFace } from "./pair.socket";
 
 /** API.md: the privateId travels in header X-Private-Id or as body field `privateId` (the header wins). */
@@ -22,6 +22,7 @@ export const pairModule = defineModule<PairService>({
   create(kernel, use) {
     const pair = new PairService(kernel.dataSource, use(messagingModule), resolveSecret("pair-secret", null, kernel.config.dataDir));
     const followers = new PairFollowers(pair, kernel);
+    kernel.connections.addCheck(PAIR_PRINCIPAL, (principals) => pair.standings(principals));
     return {
       exports: pair,
       streams: [pair.rooms.source],

@@ -4,6 +4,7 @@ import { unauthorized, unavailable } from "../../core/errors";
 import { decodeCursor, encodeCursor, toPage, type Page } from "../../core/pagination";
 import type { Principal } from "../../core/principal";
 import { isUniqueViolation } from "../../db/errors";
+import type { Standing } from "../../realtime/connections";
 import type { HistoryQuery, Message, MessageStreamKind, MessagingService, Posted } from "../messaging";
 import { pairPolicy, type PairRoom } from "./pair.policy";
 
@@ -94,6 +95,13 @@ export class PairService {
     if (!rows[0]) throw unauthorized("That privateId is not a pair identity's.", { credentialFailure: true });
     const { id, public_id, username } = rows[0];
     return { kind: PAIR_PRINCIPAL, id, name: username, publicId: public_id.trim(), sessionId: null, expiresAt: null, checkedAt: Date.now() };
+  }
+
+  /** Which identities still exist (for re-checking connections after the bus lost events): "ended" for the deleted. */
+  async standings(principals: Principal[]): Promise<Standing[]> {
+    const rows: { id: string }[] = await this.db.query(`SELECT id::text AS id FROM pair_users WHERE id::text = ANY($1::text[])`, [principals.map((p) => p.id)]);
+    const existing = new Set(rows.map((r) => r.id));
+    return principals.map((p) => (existing.has(p.id) ? "valid" : "ended"));
   }
 
   roomIdOf(a: string, b: string): string {

@@ -1,11 +1,21 @@
 import type { Registry } from "prom-client";
 import type { DataSource } from "typeorm";
 import type { Api } from "../../http/api";
+import type { Bus } from "../../realtime/bus";
 import { DomainError } from "../../core/errors";
 import { z } from "../../http/zod";
 
 const tag = "Platform";
 const StatusSchema = z.object({ status: z.literal("ok") }).openapi("Status");
+const ReadinessSchema = z
+  .union([
+    z.object({ status: z.literal("ok") }),
+    z.object({
+      status: z.literal("degraded").describe("Serving, but Redis is unreachable: other processes get this one's events once it is back"),
+      bus: z.literal("down"),
+    }),
+  ])
+  .openapi("Readiness");
 const READY_TIMEOUT_MS = 2000;
 
 async function databaseAnswers(dataSource: DataSource): Promise<boolean> {
@@ -19,7 +29,7 @@ async function databaseAnswers(dataSource: DataSource): Promise<boolean> {
   }
 }
 
-export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry): void {
+export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry, bus: Pick<Bus, "up">): void {
   api.tag(tag, "Liveness, readiness and Prometheus metrics, for operators and orchestrators.");
   api.route(
     {
@@ -33,12 +43,12 @@ export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics
 
   api.route(
     {
-      method: "get", path: "/ready", operationId: "getReadiness", summary: "Readiness: the database answers", tag, auth: "none",
-      responses: { 200: { description: "Ready", schema: StatusSchema }, 503: "The database is unreachable" },
+      method: "get", path: "/ready", operationId: "getReadiness", summary: "Readiness: the database answers (a Redis outage only degrades)", tag, auth: "none",
+      responses: { 200: { description: "Ready; `degraded` while Redis is unreachable", schema: ReadinessSchema }, 503: "The database is unreachable" },
     },
     async ({ res }) => {
       if (!(await databaseAnswers(dataSource))) throw new DomainError(503, "The database is unreachable.");
-      res.json({ status: "ok" });
+      res.json(bus.up ? { status: "ok" } : { status: "degraded", bus: "down" });
     },
   );
 
