@@ -159,6 +159,7 @@ describeOutage("a Redis outage", () => {
     const alice = (await call(`${a.url}/auth/register`, "POST", { username: "outage_alice", password: "outage password" })).body;
     const bob = (await call(`${b.url}/auth/register`, "POST", { username: "outage_bob", password: "outage password" })).body;
     const carol = (await call(`${a.url}/auth/register`, "POST", { username: "outage_carol", password: "outage password" })).body;
+    const erin = (await call(`${a.url}/auth/register`, "POST", { username: "outage_erin", password: "outage password" })).body;
     const dave = (await call(`${a.url}/auth/register`, "POST", { username: "outage_dave", password: "outage password" })).body;
     const quiet = (await call(`${a.url}/chat/rooms`, "POST", { name: "quiet" }, alice.token)).body;
     const busy = (await call(`${a.url}/chat/rooms`, "POST", { name: "busy" }, alice.token)).body;
@@ -172,6 +173,7 @@ describeOutage("a Redis outage", () => {
     for (const socket of Object.values(bobs)) expect((await emitWithAck(socket, "chat:subscribe", { channel_id: quiet.id })).ok).toBe(true);
     const carolOnB = await socketOn(b.url, carol.token);
     const carolOnC = await socketOn(c.url, carol.token);
+    const erinOnB = await socketOn(b.url, erin.token);
     const aliceOnA = await socketOn(a.url, alice.token);
     const daveLobbyOnB = await lobbyLogin(b.url, "outage_dave", "outage password");
 
@@ -247,9 +249,38 @@ describeOutage("a Redis outage", () => {
     const after = (await call(`${c.url}/chat/rooms/${quiet.id}/messages`, "POST", { body: "after the outage" }, alice.token)).body;
     for (const inbox of Object.values(channelInbox)) expect((await inbox.next(2)).map((m) => m.id)).toEqual([posted.body.id, after.id]);
     expect((await call(`${b.url}/users/me`, "GET", undefined, carol.token)).status).toBe(401);
-
     const slowest = Math.max(...Object.values(answers));
-    process.stdout.write(`redis outage: ${asked} answers, slowest ${slowest} ms (${JSON.stringify(answers)}); caught up ${caughtUp} ms after Redis returned\n`);
+    process.stdout.write(`redis killed: ${asked} answers, slowest ${slowest} ms (${JSON.stringify(answers)}); caught up ${caughtUp} ms after Redis returned\n`);
+
+    // A Redis that stops answering but keeps its connections open (SIGSTOP): the same, once
+    // the processes see it (a PING every second, or a command that times out).
+    for (const key of Object.keys(answers)) delete answers[key];
+    asked = 0;
+    redis!.kill("SIGSTOP");
+    const stopped = Date.now();
+    expect((await timed("POST /auth/login", () => call(`${b.url}/auth/login`, "POST", { username: "outage_alice", password: "outage password" }))).status).toBe(200);
+    expect((await timed("POST message (busy channel)", () => call(`${a.url}/chat/rooms/${busy.id}/messages`, "POST", { body: "busy" }, alice.token))).status).toBe(201);
+    for (const { url } of [a, b]) await eventually("/ready to say degraded", async () => (await timed("GET /ready", () => call(`${url}/ready`, "GET"))).body?.status === "degraded", 5000);
+    const stalledPost = await timed("POST channel message", () => call(`${a.url}/chat/rooms/${quiet.id}/messages`, "POST", { body: "lone message, Redis stopped" }, alice.token));
+    expect(stalledPost.status).toBe(201);
+    expect((await timed("POST /auth/logout", () => call(`${a.url}/auth/logout`, "POST", undefined, erin.token))).status).toBe(204);
+    while (Date.now() - stopped < OUTAGE_MS) {
+      expect((await timed("POST /auth/login (again)", () => call(`${b.url}/auth/login`, "POST", { username: "outage_bob", password: "outage password" }))).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(Math.max(...Object.values(answers))).toBeLessThan(ANSWER_BOUND_MS);
+    expect((await channelInbox.a.next(3, 5000))[2].id).toBe(stalledPost.body.id);
+    expect(channelInbox.b.items).toHaveLength(2);
+    expect(erinOnB.connected).toBe(true);
+    redis!.kill("SIGCONT");
+    const resumed = Date.now();
+    expect((await channelInbox.b.next(3, 15_000))[2].id).toBe(stalledPost.body.id);
+    await eventually("Erin's socket on B to end", () => erinOnB.disconnected);
+    const stallCaughtUp = Date.now() - resumed;
+    for (const { url } of [a, b, c]) await eventually("/ready to say ok", async () => (await call(`${url}/ready`, "GET")).body?.status === "ok");
+    await new Promise((r) => setTimeout(r, 500));
+    for (const inbox of Object.values(channelInbox)) expect(inbox.items.map((m) => m.id)).toEqual([posted.body.id, after.id, stalledPost.body.id]);
+    process.stdout.write(`redis stopped: ${asked} answers, slowest ${Math.max(...Object.values(answers))} ms (${JSON.stringify(answers)}); caught up ${stallCaughtUp} ms after Redis resumed\n`);
     for (const { server } of [a, b, c]) {
       expect(server.output()).not.toMatch(/unhandled|"level":60/i);
       expect(await server.stop()).toBe(0);

@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from "express";
 import { MemoryStore, rateLimit, type Options, type RateLimitInfo, type Store } from "express-rate-limit";
 import { RedisStore } from "rate-limit-redis";
 import type { Logger } from "../logger";
-import { closeRedis, connectRedis, createRedisClient, type RedisOptions } from "../realtime/redis-client";
+import { RedisConnection, type RedisOptions } from "../realtime/redis-client";
 import { DomainError } from "../core/errors";
 
 const WINDOW_MS = 60_000;
@@ -27,22 +27,23 @@ export interface RateLimitStores {
 
 export async function createRateLimitStores(redis: RedisOptions | null, prefix: string, log: Logger): Promise<RateLimitStores> {
   if (!redis) return { create: () => new MemoryStore(), close: async () => undefined };
-  const client = createRedisClient(redis, log, "rate limits");
-  await connectRedis(client);
+  const connection = new RedisConnection(redis, log, "rate limits");
+  await connection.connect();
   return {
     create: (name) =>
       new SharedOrLocalStore(
-        new RedisStore({ sendCommand: (...args: string[]) => client.sendCommand(args), prefix: `${prefix}rate-limit:${name}:` }),
-        () => client.isReady,
+        new RedisStore({ sendCommand: (...args: string[]) => connection.command((client) => client.sendCommand(args)), prefix: `${prefix}rate-limit:${name}:` }),
+        connection,
         log,
       ),
-    close: () => closeRedis(client),
+    close: () => connection.close(),
   };
 }
 
 /**
  * Counts in the shared store while it is reachable, in this process' memory while it is
- * not (or when a command fails: the client's command timeout bounds the wait). The shared
+ * not (or when a command fails: the command timeout bounds the wait, and a command that
+ * timed out makes the connection count as down until Redis answers again). The shared
  * store is made ready again (its scripts loaded) the first time it is reachable after
  * failing to.
  */
@@ -54,7 +55,7 @@ class SharedOrLocalStore implements Store {
 
   constructor(
     private readonly shared: Store,
-    private readonly reachable: () => boolean,
+    private readonly connection: Pick<RedisConnection, "up">,
     private readonly log: Logger,
   ) {}
 
@@ -81,7 +82,7 @@ class SharedOrLocalStore implements Store {
   }
 
   private async use<T>(shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
-    if (!this.reachable()) return local();
+    if (!this.connection.up) return local();
     try {
       await this.sharedInit();
       return await shared();

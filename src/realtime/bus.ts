@@ -1,6 +1,6 @@
 import type { Config } from "../config";
 import type { Logger } from "../logger";
-import { closeRedis, connectRedis, createRedisClient, redisOptions, type RedisClient, type RedisOptions } from "./redis-client";
+import { RedisConnection, redisOptions, type RedisOptions } from "./redis-client";
 
 export type BusHandler = (event: unknown) => void;
 
@@ -75,8 +75,8 @@ export class RedisBus implements Bus {
   private readonly timer: NodeJS.Timeout;
 
   private constructor(
-    private readonly publisher: RedisClient,
-    private readonly subscriber: RedisClient,
+    private readonly publisher: RedisConnection,
+    private readonly subscriber: RedisConnection,
     private readonly options: RedisBusOptions,
     private readonly log: Logger,
   ) {
@@ -85,42 +85,32 @@ export class RedisBus implements Bus {
     }, options.resyncMs);
     this.timer.unref();
     // Back after a loss: resubscribed (node-redis does so before "ready"), so catch up here; and tell the others.
-    let subscriberLost = false;
-    subscriber.on("error", () => (subscriberLost = true));
-    subscriber.on("ready", () => {
-      if (subscriberLost) this.resync();
-      subscriberLost = false;
-    });
-    let publisherLost = false;
-    publisher.on("error", () => (publisherLost = true));
-    publisher.on("ready", () => {
-      if (publisherLost) this.send(RESYNC_CHANNEL, "{}");
-      publisherLost = false;
-    });
+    subscriber.onUp(() => this.resync());
+    publisher.onUp(() => this.send(RESYNC_CHANNEL, "{}"));
   }
 
   static async connect(options: RedisBusOptions, log: Logger): Promise<RedisBus> {
-    const publisher = createRedisClient(options, log, "bus publisher");
-    const subscriber = createRedisClient(options, log, "bus subscriber");
+    const publisher = new RedisConnection(options, log, "bus publisher");
+    const subscriber = new RedisConnection(options, log, "bus subscriber");
     const bus = new RedisBus(publisher, subscriber, options, log);
-    await Promise.all([connectRedis(publisher), connectRedis(subscriber)]);
+    await Promise.all([publisher.connect(), subscriber.connect()]);
     await bus.listen(RESYNC_CHANNEL, () => bus.resync());
     return bus;
   }
 
   get up(): boolean {
-    return this.publisher.isReady && this.subscriber.isReady;
+    return this.publisher.up && this.subscriber.up;
   }
 
   async publish(topic: string, event: unknown): Promise<void> {
     // Redis unreachable: this process' own handlers still hear it; the others resync.
-    if (!this.publisher.isReady) return deliverLocally(this.handlers, topic, event);
+    if (!this.publisher.up) return deliverLocally(this.handlers, topic, event);
     this.send(topic, JSON.stringify(event));
   }
 
   /** Not awaited: commands on one connection keep their order, and a failure is repaired by a resync. */
   private send(topic: string, payload: string): void {
-    this.publisher.publish(this.options.prefix + topic, payload).catch((error: unknown) => {
+    this.publisher.command((client) => client.publish(this.options.prefix + topic, payload)).catch((error: unknown) => {
       // What was published has committed already; subscribers repair gaps from the database.
       this.log.warn({ err: error, topic }, "redis bus publish failed");
     });
@@ -151,12 +141,13 @@ export class RedisBus implements Bus {
    * node-redis makes again itself on every reconnection.
    */
   private listen(topic: string, listener: (payload: string) => void): Promise<void> {
+    const { client } = this.subscriber;
     const attempt = (): Promise<void> =>
-      this.subscriber.subscribe(this.options.prefix + topic, listener).catch(() => {
-        this.subscriber.once("ready", () => void attempt());
+      client.subscribe(this.options.prefix + topic, listener).catch(() => {
+        client.once("ready", () => void attempt());
       });
     const subscribed = attempt();
-    return this.subscriber.isReady ? subscribed : Promise.resolve();
+    return this.subscriber.up ? subscribed : Promise.resolve();
   }
 
   onResync(handler: () => Promise<void>): void {
@@ -183,7 +174,7 @@ export class RedisBus implements Bus {
     this.handlers.clear();
     this.resyncHandlers.length = 0;
     await this.resyncing;
-    await Promise.allSettled([closeRedis(this.subscriber), closeRedis(this.publisher)]);
+    await Promise.allSettled([this.subscriber.close(), this.publisher.close()]);
   }
 }
 

@@ -1,10 +1,11 @@
 import { createAdapter } from "@socket.io/redis-adapter";
+import type { RedisArgument } from "redis";
 import type { Server } from "socket.io";
 import type { ClientToServerEvents, ServerToClientEvents } from "./events";
 import { z } from "zod";
 import { tooLarge } from "../core/errors";
 import type { Logger } from "../logger";
-import { closeRedis, connectRedis, createRedisClient, type RedisClient, type RedisOptions } from "./redis-client";
+import { RedisConnection, type RedisClient, type RedisOptions } from "./redis-client";
 
 /** The largest signaling payload relayed (`data` of room:signal and pair:signal, as JSON). */
 export const MAX_SIGNAL_BYTES = 64 * 1024;
@@ -82,28 +83,31 @@ export class SocketDelivery {
  * rather than left unhandled.
  */
 export async function createSocketAdapter(io: Server, redis: RedisOptions, prefix: string, log: Logger): Promise<SocketAdapter> {
-  const publisher = createRedisClient(redis, log, "socket.io publisher");
-  const subscriber = createRedisClient(redis, log, "socket.io subscriber");
-  await Promise.all([connectRedis(publisher), connectRedis(subscriber)]);
-  io.adapter(createAdapter(publishingSafely(publisher, log), subscriber, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
+  const publisher = new RedisConnection(redis, log, "socket.io publisher");
+  const subscriber = new RedisConnection(redis, log, "socket.io subscriber");
+  await Promise.all([publisher.connect(), subscriber.connect()]);
+  io.adapter(createAdapter(publishingSafely(publisher, log), subscriber.client, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
   return {
-    reachable: () => publisher.isReady && subscriber.isReady,
+    reachable: () => publisher.up && subscriber.up,
     async close() {
-      await Promise.allSettled([closeRedis(publisher), closeRedis(subscriber)]);
+      await Promise.allSettled([publisher.close(), subscriber.close()]);
     },
   };
 }
 
-/** The client, as the adapter sees it, with a `publish` that never rejects (the adapter calls it without awaiting). */
-function publishingSafely(client: RedisClient, log: Logger): RedisClient {
+/** The client, as the adapter sees it: a `publish` that never rejects (the adapter does not await it), commands that time out. */
+function publishingSafely(connection: RedisConnection, log: Logger): RedisClient {
   const publish = (channel: string, message: string) =>
-    client.publish(channel, message).catch((error: unknown) => {
+    connection.command((client) => client.publish(channel, message)).catch((error: unknown) => {
       log.warn({ err: error }, "socket.io adapter publish failed");
       return 0;
     });
-  return new Proxy(client, {
+  // Its one awaited command (PUBSUB NUMSUB, before fetchSockets), with the timeout.
+  const sendCommand = (args: RedisArgument[]) => connection.command((client) => client.sendCommand(args));
+  return new Proxy(connection.client, {
     get(target, property) {
       if (property === "publish" || property === "PUBLISH") return publish;
+      if (property === "sendCommand") return sendCommand;
       // Bound to the client itself: its private fields are not the proxy's.
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
