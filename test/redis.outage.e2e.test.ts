@@ -96,12 +96,12 @@ async function start(env: Record<string, string>, shared: Record<string, string>
   return { server, url: await server.listening() };
 }
 
-async function call(url: string, method: string, body?: unknown, token?: string) {
+async function call(url: string, method: string, body?: unknown, token?: string, headers: Record<string, string> = {}) {
   const res = await fetch(url, {
     method,
     // A hang fails the test with a clear error rather than at jest's timeout.
     signal: AbortSignal.timeout(10_000),
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -163,6 +163,7 @@ describeOutage("a Redis outage", () => {
     const dave = (await call(`${a.url}/auth/register`, "POST", { username: "outage_dave", password: "outage password" })).body;
     const quiet = (await call(`${a.url}/chat/rooms`, "POST", { name: "quiet" }, alice.token)).body;
     const busy = (await call(`${a.url}/chat/rooms`, "POST", { name: "busy" }, alice.token)).body;
+    const [pat, quinn] = [(await call(`${a.url}/pair/users`, "POST")).body, (await call(`${a.url}/pair/users`, "POST")).body];
     const conference = (await call(`${a.url}/rooms`, "POST", { name: "call", capacity: 3 }, alice.token)).body;
     expect((await call(`${b.url}/rooms/${conference.guid}/join`, "POST", undefined, bob.token)).status).toBe(200);
 
@@ -175,6 +176,9 @@ describeOutage("a Redis outage", () => {
     const carolOnC = await socketOn(c.url, carol.token);
     const erinOnB = await socketOn(b.url, erin.token);
     const aliceOnA = await socketOn(a.url, alice.token);
+    const patOnB = await connectSocket(b.url, { privateId: pat.privateId });
+    sockets.push(patOnB);
+    const patInbox = collect(patOnB, "pair:message");
     const daveLobbyOnB = await lobbyLogin(b.url, "outage_dave", "outage password");
 
     await killRedis();
@@ -206,6 +210,11 @@ describeOutage("a Redis outage", () => {
     // Signaling reaches the sockets this process has, rather than wait for the others' answer.
     const signal = await timed("room:signal ack", () => emitWithAck(aliceOnA, "room:signal", { guid: conference.guid, to: "outage_bob", data: { type: "offer", sdp: "v=0" } }));
     expect(signal).toEqual({ ok: true, delivered: 1 });
+    // A pair room opened during the outage, and a message in it.
+    const asQuinn = { "x-private-id": quinn.privateId };
+    const pairRoom = (await timed("POST pair connect", () => call(`${a.url}/pair/users/${pat.publicId}/connect`, "POST", undefined, undefined, asQuinn))).body;
+    const pairPost = await timed("POST pair message", () => call(`${a.url}/pair/rooms/${pairRoom.roomId}/messages`, "POST", { body: "hello pat" }, undefined, asQuinn));
+    expect(pairPost.status).toBe(201);
     const changed = await timed("PATCH password", () =>
       call(`${a.url}/users/outage_dave`, "PATCH", { password: "new outage password", current_password: "outage password" }, dave.token),
     );
@@ -224,6 +233,7 @@ describeOutage("a Redis outage", () => {
     expect(dmInbox.b.items).toHaveLength(0);
     expect(carolOnB.connected).toBe(true);
     expect(daveLobbyOnB.closed()).toBeNull();
+    expect(patInbox.items).toHaveLength(0);
 
     // Still answering, with no Redis for a while.
     while (Date.now() - killed < OUTAGE_MS) {
@@ -240,6 +250,7 @@ describeOutage("a Redis outage", () => {
     await dmInbox.b.next(1, 15_000);
     expect(channelInbox.b.items.map((m) => m.id)).toEqual([posted.body.id]);
     expect(dmInbox.b.items.map((m) => m.id)).toEqual([dm.message.id]);
+    expect((await patInbox.next(1, 15_000)).map((m) => [m.id, m.room_id])).toEqual([[pairPost.body.id, pairRoom.roomId]]);
     await eventually("Carol's socket on B to end", () => carolOnB.disconnected);
     await eventually("Dave's lobby login on B to end", () => daveLobbyOnB.closed() !== null);
     const caughtUp = Date.now() - back;

@@ -137,6 +137,17 @@ export class PairService {
     return rows.map((r) => r.room_id);
   }
 
+  /** The rooms of many identities at once (a resync): identity id → its room ids. */
+  async roomsOf(identityIds: string[]): Promise<Map<string, string[]>> {
+    const rows: { room_id: string; a: string; b: string }[] = await this.db.query(
+      `SELECT room_id, a_id::text AS a, b_id::text AS b FROM pair_rooms WHERE a_id::text = ANY($1::text[]) OR b_id::text = ANY($1::text[])`,
+      [identityIds],
+    );
+    const rooms = new Map(identityIds.map((id) => [id, [] as string[]]));
+    for (const row of rows) for (const member of [row.a, row.b]) rooms.get(member)?.push(row.room_id);
+    return rooms;
+  }
+
   /** A replay (same idempotency key) keeps its mark through the spread (an own symbol property). */
   async post(me: Principal, room: PairRoom, body: string, idempotencyKey?: string): Promise<Posted & { room_id: string }> {
     const message = await this.messaging.post({

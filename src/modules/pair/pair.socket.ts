@@ -36,6 +36,8 @@ export interface PairRoomsEvent {
 }
 
 const STATE = "pair";
+/** Identities whose rooms one resync query reads. */
+const RESYNC_BATCH = 500;
 /** Per socket: the rooms asked for (so none is followed twice), resume points read at the handshake, and rooms opened before it connected. */
 interface PairSocketState {
   following: Set<string>;
@@ -61,7 +63,31 @@ export class PairFollowers {
   ) {}
 
   start(): Promise<void> {
+    this.kernel.bus.onResync(() => this.resync());
     return this.kernel.bus.subscribe(PAIR_ROOMS_TOPIC, (event) => this.receive(event as PairRoomsEvent));
+  }
+
+  /**
+   * Rooms opened or closed while the bus lost their events (Redis down): every connected
+   * identity's rooms are read again, a new one followed from its start, a gone one left.
+   */
+  async resync(): Promise<void> {
+    const ids = [...this.members.keys()];
+    for (let i = 0; i < ids.length; i += RESYNC_BATCH) {
+      for (const [id, roomIds] of await this.pair.roomsOf(ids.slice(i, i + RESYNC_BATCH))) {
+        const keys = new Set(roomIds.map((roomId) => this.pair.rooms.key(roomId)));
+        for (const socket of this.members.get(id) ?? []) {
+          const state = this.state(socket);
+          if (!state?.sockets) continue;
+          for (const roomId of roomIds) this.follow(socket, state, roomId, "0");
+          for (const key of [...state.following]) {
+            if (keys.has(key)) continue;
+            state.following.delete(key);
+            state.sockets.unfollow(socket, key).catch(() => undefined);
+          }
+        }
+      }
+    }
   }
 
   publish(event: PairRoomsEvent): Promise<void> {
