@@ -235,6 +235,13 @@ describeOutage("a Redis outage", () => {
     expect(daveLobbyOnB.closed()).toBeNull();
     expect(patInbox.items).toHaveLength(0);
 
+    // A process started while Redis is down serves (degraded) and joins once Redis is back.
+    const d = await start({}, shared);
+    expect((await call(`${d.url}/ready`, "GET")).body).toEqual({ status: "degraded", bus: "down" });
+    const bobOnD = await socketOn(d.url, bob.token);
+    const inboxOnD = collect(bobOnD, "chat:message");
+    expect((await emitWithAck(bobOnD, "chat:subscribe", { channel_id: quiet.id })).ok).toBe(true);
+
     // Still answering, with no Redis for a while.
     while (Date.now() - killed < OUTAGE_MS) {
       expect((await timed("POST message (busy channel)", () => call(`${b.url}/chat/rooms/${busy.id}/messages`, "POST", { body: "busy" }, alice.token))).status).toBe(201);
@@ -254,11 +261,15 @@ describeOutage("a Redis outage", () => {
     await eventually("Carol's socket on B to end", () => carolOnB.disconnected);
     await eventually("Dave's lobby login on B to end", () => daveLobbyOnB.closed() !== null);
     const caughtUp = Date.now() - back;
-    for (const { url } of [a, b, c]) await eventually("/ready to say ok", async () => (await call(`${url}/ready`, "GET")).body?.status === "ok");
+    for (const { url } of [a, b, c, d]) await eventually("/ready to say ok", async () => (await call(`${url}/ready`, "GET")).body?.status === "ok");
 
     // Live delivery through Redis works again, once, everywhere.
     const after = (await call(`${c.url}/chat/rooms/${quiet.id}/messages`, "POST", { body: "after the outage" }, alice.token)).body;
     for (const inbox of Object.values(channelInbox)) expect((await inbox.next(2)).map((m) => m.id)).toEqual([posted.body.id, after.id]);
+    expect((await inboxOnD.next(1)).map((m) => m.id)).toEqual([after.id]);
+    // Signaling reaches Bob's sockets on all four processes again (D's adapter subscribed late).
+    const offer = { guid: conference.guid, to: "outage_bob", data: { type: "offer", sdp: "v=0" } };
+    await eventually("signals to reach every process", async () => (await emitWithAck(aliceOnA, "room:signal", offer)).delivered === 4, 5000);
     expect((await call(`${b.url}/users/me`, "GET", undefined, carol.token)).status).toBe(401);
     const slowest = Math.max(...Object.values(answers));
     process.stdout.write(`redis killed: ${asked} answers, slowest ${slowest} ms (${JSON.stringify(answers)}); caught up ${caughtUp} ms after Redis returned\n`);
@@ -292,7 +303,7 @@ describeOutage("a Redis outage", () => {
     await new Promise((r) => setTimeout(r, 500));
     for (const inbox of Object.values(channelInbox)) expect(inbox.items.map((m) => m.id)).toEqual([posted.body.id, after.id, stalledPost.body.id]);
     process.stdout.write(`redis stopped: ${asked} answers, slowest ${Math.max(...Object.values(answers))} ms (${JSON.stringify(answers)}); caught up ${stallCaughtUp} ms after Redis resumed\n`);
-    for (const { server } of [a, b, c]) {
+    for (const { server } of [a, b, c, d]) {
       expect(server.output()).not.toMatch(/unhandled|"level":60/i);
       expect(await server.stop()).toBe(0);
     }

@@ -135,19 +135,8 @@ export class RedisBus implements Bus {
     });
   }
 
-  /**
-   * Subscribes; waits for Redis' answer only while it is reachable. A subscription that
-   * fails (Redis went away first) is made again once Redis is back; those that succeeded
-   * node-redis makes again itself on every reconnection.
-   */
   private listen(topic: string, listener: (payload: string) => void): Promise<void> {
-    const { client } = this.subscriber;
-    const attempt = (): Promise<void> =>
-      client.subscribe(this.options.prefix + topic, listener).catch(() => {
-        client.once("ready", () => void attempt());
-      });
-    const subscribed = attempt();
-    return this.subscriber.up ? subscribed : Promise.resolve();
+    return this.subscriber.subscribe((client) => client.subscribe(this.options.prefix + topic, listener));
   }
 
   onResync(handler: () => Promise<void>): void {

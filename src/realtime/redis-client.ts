@@ -81,10 +81,26 @@ export class RedisConnection {
   }
 
   /**
+   * Subscribes (`make` runs SUBSCRIBE or PSUBSCRIBE), never rejecting: a subscription that
+   * fails (Redis went away first) is made again once Redis is back; those that succeeded
+   * node-redis makes again itself on every reconnection. Waits for Redis' answer only while
+   * it is up.
+   */
+  subscribe(make: (client: RedisClient) => Promise<unknown>): Promise<void> {
+    const attempt = (): Promise<void> =>
+      make(this.client).then(
+        () => undefined,
+        () => void this.client.once("ready", () => void attempt()),
+      );
+    const subscribed = attempt();
+    return this.up ? subscribed : Promise.resolve();
+  }
+
+  /**
    * Connects, waiting at most `waitMs` for a first connection: a server starts without
    * Redis (degraded) rather than not at all, and the client keeps trying.
    */
-  async connect(waitMs = 5000): Promise<void> {
+  async connect(waitMs = 1000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const connecting = this.client.connect().then(() => undefined);
     // The client retries on its own; a rejection here (closed before it connected) was logged as an "error".

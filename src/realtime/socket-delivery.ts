@@ -79,14 +79,13 @@ export class SocketDelivery {
  * With REDIS_URL, Socket.IO's own Redis adapter carries `SocketDelivery`'s throwaway
  * events to sockets on other processes. Ordered streams do not use it: the relay
  * delivers those on each process, with repair. Its clients fail fast while Redis is
- * down; the adapter does not wait for its publishes, so a failed one is logged here
- * rather than left unhandled.
+ * down, and nothing the adapter sends can reject unhandled (see `adapterClient`).
  */
 export async function createSocketAdapter(io: Server, redis: RedisOptions, prefix: string, log: Logger): Promise<SocketAdapter> {
   const publisher = new RedisConnection(redis, log, "socket.io publisher");
   const subscriber = new RedisConnection(redis, log, "socket.io subscriber");
   await Promise.all([publisher.connect(), subscriber.connect()]);
-  io.adapter(createAdapter(publishingSafely(publisher, log), subscriber.client, { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
+  io.adapter(createAdapter(adapterClient(publisher, log), adapterClient(subscriber, log), { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
   return {
     reachable: () => publisher.up && subscriber.up,
     async close() {
@@ -95,19 +94,29 @@ export async function createSocketAdapter(io: Server, redis: RedisOptions, prefi
   };
 }
 
-/** The client, as the adapter sees it: a `publish` that never rejects (the adapter does not await it), commands that time out. */
-function publishingSafely(connection: RedisConnection, log: Logger): RedisClient {
-  const publish = (channel: string, message: string) =>
-    connection.command((client) => client.publish(channel, message)).catch((error: unknown) => {
-      log.warn({ err: error }, "socket.io adapter publish failed");
-      return 0;
-    });
-  // Its one awaited command (PUBSUB NUMSUB, before fetchSockets), with the timeout.
-  const sendCommand = (args: RedisArgument[]) => connection.command((client) => client.sendCommand(args));
+/**
+ * A client as the adapter sees it: a `publish` that never rejects (the adapter does not
+ * await it), its one awaited command (PUBSUB NUMSUB, before fetchSockets) with the
+ * timeout, and subscriptions that never reject and are made again once Redis is back
+ * (the adapter subscribes in its constructor, without a catch, even while Redis is down).
+ */
+function adapterClient(connection: RedisConnection, log: Logger): RedisClient {
+  type Args = Parameters<RedisClient["subscribe"]>;
+  const overrides: Record<string, unknown> = {
+    publish: (channel: string, message: string) =>
+      connection.command((client) => client.publish(channel, message)).catch((error: unknown) => {
+        log.warn({ err: error }, "socket.io adapter publish failed");
+        return 0;
+      }),
+    sendCommand: (args: RedisArgument[]) => connection.command((client) => client.sendCommand(args)),
+    subscribe: (...args: Args) => connection.subscribe((client) => client.subscribe(...args)),
+    pSubscribe: (...args: Args) => connection.subscribe((client) => client.pSubscribe(...args)),
+    unsubscribe: (...args: Args) => connection.client.unsubscribe(...args).catch(() => undefined),
+    pUnsubscribe: (...args: Args) => connection.client.pUnsubscribe(...args).catch(() => undefined),
+  };
   return new Proxy(connection.client, {
     get(target, property) {
-      if (property === "publish" || property === "PUBLISH") return publish;
-      if (property === "sendCommand") return sendCommand;
+      if (typeof property === "string" && property in overrides) return overrides[property];
       // Bound to the client itself: its private fields are not the proxy's.
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
