@@ -18,8 +18,8 @@ export function checkSignalSize(data: object): void {
   if (Buffer.byteLength(JSON.stringify(data)) > MAX_SIGNAL_BYTES) throw tooLarge("data is over 64 KiB as JSON.");
 }
 
-/** How long a delivery waits for the other processes' sockets before it delivers to this one's alone. */
-const REMOTE_FETCH_TIMEOUT_MS = 1000;
+/** How long the adapter waits for the other processes' answers (fetchSockets) before it gives up. */
+const REQUESTS_TIMEOUT_MS = 3000;
 
 /** What the cross-process adapter says of its Redis connections. */
 export interface SocketAdapter {
@@ -31,8 +31,8 @@ export interface SocketAdapter {
 /**
  * Throwaway events to the sockets in a Socket.IO room, on every process (signaling,
  * incoming-call notices): nothing stored, nothing repaired. Resolves with how many
- * sockets it reached. While the other processes cannot be reached (Redis down, or slow
- * to answer), it reaches this process' sockets only, rather than wait.
+ * sockets it reached. While the other processes cannot be reached (Redis down or not
+ * answering), it reaches this process' sockets only, rather than wait.
  */
 export class SocketDelivery {
   private io: Server<ClientToServerEvents, ServerToClientEvents> | null = null;
@@ -52,19 +52,14 @@ export class SocketDelivery {
     return sockets.length;
   }
 
+  /** Every process' sockets in the room; this one's when the others cannot be asked, or do not answer within REQUESTS_TIMEOUT_MS. */
   private async fetch(io: Server<ClientToServerEvents, ServerToClientEvents>, room: string) {
     if (this.adapter && !this.adapter.reachable()) return io.local.in(room).fetchSockets();
-    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
-        io.in(room).fetchSockets(),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("other processes did not answer")), REMOTE_FETCH_TIMEOUT_MS))),
-      ]);
+      return await io.in(room).fetchSockets();
     } catch (error) {
       this.log?.warn({ err: error, room }, "could not reach the other processes' sockets; delivering on this one");
       return io.local.in(room).fetchSockets();
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -85,7 +80,7 @@ export async function createSocketAdapter(io: Server, redis: RedisOptions, prefi
   const publisher = new RedisConnection(redis, log, "socket.io publisher");
   const subscriber = new RedisConnection(redis, log, "socket.io subscriber");
   await Promise.all([publisher.connect(), subscriber.connect()]);
-  io.adapter(createAdapter(adapterClient(publisher, log), adapterClient(subscriber, log), { key: `${prefix}socket.io`, requestsTimeout: 3000 }));
+  io.adapter(createAdapter(adapterClient(publisher, log), adapterClient(subscriber, log), { key: `${prefix}socket.io`, requestsTimeout: REQUESTS_TIMEOUT_MS }));
   return {
     reachable: () => publisher.up && subscriber.up,
     async close() {
