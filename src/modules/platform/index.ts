@@ -4,5 +4,5 @@ import { registerPlatformRoutes } from "./platform.routes";
 /** Liveness, readiness and metrics. */
 export const platformModule = defineModule({
   name: "platform",
-  create: ({ dataSource, metrics }) => ({ routes: (api) => registerPlatformRoutes(api, dataSource, metrics) }),
+  create: ({ dataSource, metrics, isDraining }) => ({ routes: (api) => registerPlatformRoutes(api, dataSource, metrics, isDraining) }),
 });

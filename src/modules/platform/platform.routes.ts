@@ -19,7 +19,7 @@ async function databaseAnswers(dataSource: DataSource): Promise<boolean> {
   }
 }
 
-export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry): void {
+export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry, isDraining: () => boolean): void {
   api.tag(tag, "Liveness, readiness and Prometheus metrics, for operators and orchestrators.");
   api.route(
     {
@@ -33,10 +33,11 @@ export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics
 
   api.route(
     {
-      method: "get", path: "/ready", operationId: "getReadiness", summary: "Readiness: the database answers", tag, auth: "none",
-      responses: { 200: { description: "Ready", schema: StatusSchema }, 503: "The database is unreachable" },
+      method: "get", path: "/ready", operationId: "getReadiness", summary: "Readiness: the database answers and the server is not shutting down", tag, auth: "none",
+      responses: { 200: { description: "Ready", schema: StatusSchema }, 503: "The database is unreachable, or the server is shutting down (from the signal on)" },
     },
     async ({ res }) => {
+      if (isDraining()) throw new DomainError(503, "The server is shutting down.");
       if (!(await databaseAnswers(dataSource))) throw new DomainError(503, "The database is unreachable.");
       res.json({ status: "ok" });
     },
