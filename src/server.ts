@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import net, { type AddressInfo, type Socket } from "node:net";
 import type { Express } from "express";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { DataSource } from "typeorm";
@@ -172,19 +172,20 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
         inFlight.startDraining();
         log.info({ delaySeconds: config.drainDelaySeconds, inFlight: inFlight.size }, "draining");
         await new Promise((resolve) => setTimeout(resolve, config.drainDelaySeconds * 1000));
-        httpServer.close();
+        // Only the listener: a kept-alive connection whose next request is on its way is still answered (with Connection: close).
+        net.Server.prototype.close.call(httpServer);
         slowClients.close();
         announceShutdown(io, eventStreams);
         for (const module of [...modules].reverse()) await module.stop?.().catch((error: unknown) => log.error({ err: error }, "a module failed to stop"));
-        // Closes every Socket.IO connection (a client reconnects after a transport close).
-        void io.close();
-        httpServer.closeIdleConnections();
+        // Every Socket.IO connection closes (a client reconnects after a transport close); io.close() would close idle HTTP connections too.
+        io.engine.close();
         let grace: NodeJS.Timeout | undefined;
         await Promise.race([
           inFlight.drained(),
           new Promise<void>((resolve) => (grace = setTimeout(resolve, config.shutdownGraceSeconds * 1000))),
         ]);
         clearTimeout(grace);
+        httpServer.close();
         httpServer.closeAllConnections();
         await rateLimits.close();
         await adapter?.close();

@@ -1,7 +1,9 @@
 import http from "node:http";
 import net from "node:net";
 import { Writable } from "node:stream";
+import WebSocket from "ws";
 import { createLogger } from "../src/logger";
+import { connectSocket } from "./support/realtime";
 import { registerUser, startTestServer, type TestServer } from "./support/test-server";
 
 /**
@@ -175,4 +177,34 @@ test("connections beyond the cap per address are refused at once; other clients 
   // Many refusals and cuts, one line (at most one per ten seconds).
   expect(lines.length).toBe(1);
   expect(lines[0]).toMatchObject({ level: 40, slowClients: expect.objectContaining({ too_many_incomplete: expect.any(Number) }) });
+});
+
+test("Socket.IO WebSockets count as incomplete until their handshake is accepted, and not after", async () => {
+  const user = await registerUser(t);
+  // More accepted Socket.IO clients than the cap: they are complete and do not count.
+  const clients = await Promise.all(Array.from({ length: CAP + 5 }, () => connectSocket(t.url, { token: user.token })));
+  try {
+    expect(clients.every((c) => c.connected)).toBe(true);
+    // The cap's worth of WebSockets that never send Socket.IO's CONNECT.
+    const bare = await Promise.all(
+      Array.from({ length: CAP }, () => new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`${t.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
+      })),
+    );
+    try {
+      const { text } = await (await connect()).closed;
+      expect(statusOf(text)).toBe(429);
+    } finally {
+      for (const ws of bare) ws.terminate();
+    }
+    // Once they are gone, 127.0.0.1 is served again.
+    const deadline = Date.now() + 5000;
+    let status = 0;
+    while ((status = (await getFrom("127.0.0.1", "/health").catch(() => ({ status: 0 }))).status) !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(status).toBe(200);
+  } finally {
+    for (const c of clients) c.close();
+  }
 });

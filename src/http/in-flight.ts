@@ -18,7 +18,8 @@ export class InFlight {
 
   /** Call before Socket.IO is attached: its long-polls are Socket.IO's to end, not requests to wait for. */
   attach(server: http.Server): void {
-    server.on("request", (req: IncomingMessage, res: ServerResponse) => this.track(req.socket as Socket, res));
+    // Before the app's listener, which may answer at once (Connection: close must be set first).
+    server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => this.track(req.socket as Socket, res));
   }
 
   get size(): number {
@@ -41,7 +42,7 @@ export class InFlight {
   }
 
   private track(socket: Socket, res: ServerResponse): void {
-    if (this.draining) res.setHeader("Connection", "close");
+    if (this.draining && !res.headersSent) res.setHeader("Connection", "close");
     this.open.add(res);
     let responses = this.bySocket.get(socket);
     if (!responses) {
