@@ -41,6 +41,7 @@ const hasBody = (req: IncomingMessage) =>
 export class SlowClientGuard {
   private readonly incomplete = new Map<Socket, Incomplete>();
   private readonly perAddress = new Map<string, number>();
+  private readonly fedBytes = new WeakMap<Socket, number>();
   private readonly counter: Counter<"reason">;
   private readonly unlogged = new Map<SlowClientReason, number>();
   private loggedAt = 0;
@@ -100,6 +101,11 @@ export class SlowClientGuard {
     this.perAddress.set(address, open + 1);
     this.incomplete.set(socket, { address });
     socket.once("close", () => this.complete(socket));
+    // A cluster worker gets a connection whose request has a body as a stream fed by the primary, without bytesRead.
+    if (typeof socket.bytesRead !== "number") {
+      this.fedBytes.set(socket, 0);
+      socket.on("data", (chunk: Buffer) => this.fedBytes.set(socket, (this.fedBytes.get(socket) ?? 0) + chunk.length));
+    }
   }
 
   private received(req: IncomingMessage, res: ServerResponse): void {
@@ -115,8 +121,12 @@ export class SlowClientGuard {
     }
     const now = Date.now();
     const upload = /^multipart\/form-data/i.test(req.headers["content-type"] ?? "");
-    entry.body = { req, res, since: now, upload, bytesRead: socket.bytesRead, progressAt: now };
+    entry.body = { req, res, since: now, upload, bytesRead: this.bytesRead(socket), progressAt: now };
     req.once("end", () => this.complete(socket));
+  }
+
+  private bytesRead(socket: Socket): number {
+    return typeof socket.bytesRead === "number" ? socket.bytesRead : (this.fedBytes.get(socket) ?? 0);
   }
 
   private complete(socket: Socket): void {
@@ -136,8 +146,9 @@ export class SlowClientGuard {
         this.complete(socket);
         continue;
       }
-      if (socket.bytesRead > body.bytesRead) {
-        body.bytesRead = socket.bytesRead;
+      const bytesRead = this.bytesRead(socket);
+      if (bytesRead > body.bytesRead) {
+        body.bytesRead = bytesRead;
         body.progressAt = now;
       }
       if (body.upload ? now - body.progressAt > this.limits.uploadIdleMs : now - body.since > this.limits.requestTimeoutMs)
