@@ -130,6 +130,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     corsOrigins: config.corsOrigins,
     bufferLimitBytes: config.clientBufferLimitBytes,
     metrics: messageMetrics,
+    connectTimeoutMs: limits.requestTimeoutMs,
   });
   const slowClients = new SlowClientGuard(limits, log, metrics);
   slowClients.attach(httpServer);

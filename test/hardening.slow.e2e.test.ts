@@ -65,6 +65,15 @@ function connect(localAddress = "127.0.0.1"): Promise<Raw> {
   });
 }
 
+/** The start of a multipart video upload that announces a megabyte. */
+function uploadHead(token: string): string {
+  const boundary = "----slow";
+  return (
+    `POST /videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 1000000\r\n\r\n` +
+    `--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="a.webm"\r\nContent-Type: video/webm\r\n\r\n`
+  );
+}
+
 const statusOf = (text: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
 const bodyOf = (text: string) => JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
 
@@ -120,11 +129,7 @@ test("a connection that sends nothing is cut within the limit", async () => {
 test("a multipart upload that keeps sending outlives the total limit; once it goes idle it is cut with a 408", async () => {
   const user = await registerUser(t);
   const c = await connect();
-  const boundary = "----slow";
-  c.socket.write(
-    `POST /videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${user.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 1000000\r\n\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="a.webm"\r\nContent-Type: video/webm\r\n\r\n`,
-  );
+  c.socket.write(uploadHead(user.token));
   // A chunk every 300 ms, for three times the total limit.
   const started = Date.now();
   while (Date.now() - started < 3 * LIMIT_S * 1000) {
@@ -154,9 +159,11 @@ test("an event stream is not cut: only receiving the request is timed", async ()
 test("connections beyond the cap per address are refused at once; other clients are served meanwhile; one log line for many", async () => {
   const before = await metric("too_many_incomplete");
   logged.length = 0;
-  // The cap's worth of connections that send half a request.
+  // The cap's worth of uploads that keep trickling (so they stay incomplete for as long as the test needs).
+  const user = await registerUser(t);
   const held = await Promise.all(Array.from({ length: CAP }, () => connect()));
-  for (const c of held) c.socket.write("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
+  for (const c of held) c.socket.write(uploadHead(user.token));
+  const drip = setInterval(() => held.forEach((c) => c.socket.writable && c.socket.write(Buffer.alloc(16, 1))), 250);
   await new Promise((r) => setTimeout(r, 100));
   const refused = await Promise.all(Array.from({ length: 5 }, () => connect()));
   for (const r of refused) {
@@ -168,7 +175,8 @@ test("connections beyond the cap per address are refused at once; other clients 
   // Another address is served while 127.0.0.1 is at its cap.
   expect((await getFrom("127.0.0.2", "/health")).status).toBe(200);
   expect(await metric("too_many_incomplete")).toBe(before + 5);
-  // The held ones are cut by the time limit; then 127.0.0.1 is served again.
+  // Once they stop sending, the held ones are cut; then 127.0.0.1 is served again.
+  clearInterval(drip);
   for (const c of held) expect(statusOf((await c.closed).text)).toBe(408);
   expect((await getFrom("127.0.0.1", "/health")).status).toBe(200);
   const deadline = Date.now() + 15_000;
@@ -207,4 +215,12 @@ test("Socket.IO WebSockets count as incomplete until their handshake is accepted
   } finally {
     for (const c of clients) c.close();
   }
+});
+
+test("a Socket.IO WebSocket that never sends its CONNECT is closed within the limit", async () => {
+  const opened = Date.now();
+  const ws = new WebSocket(`${t.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+  await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+  await new Promise((resolve) => ws.once("close", resolve));
+  expect(Date.now() - opened).toBeLessThan(CUT_WITHIN_MS);
 });

@@ -69,6 +69,8 @@ export interface SocketServerOptions {
   corsOrigins: string[] | null;
   bufferLimitBytes: number;
   metrics: MessageMetrics;
+  /** A connection that has not completed its Socket.IO handshake by then is closed (REQUEST_TIMEOUT_SECONDS). */
+  connectTimeoutMs: number;
 }
 
 /**
@@ -84,6 +86,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     destroyUpgrade: false,
     cors: { origin: options.corsOrigins ?? true },
     maxHttpBufferSize: 100_000,
+    connectTimeout: options.connectTimeoutMs,
   });
   const sockets = new SocketRelay(relay, options.bufferLimitBytes, options.metrics);
   const dispatch = createDispatcher(faces, sockets, log);
