@@ -44,10 +44,7 @@ test("on SIGTERM: /ready 503 on a kept-alive connection, new connections served 
   const { server, url } = await start({ DRAIN_DELAY_SECONDS: String(DELAY_S) });
   const user = await register(url, `drain_${process.pid}`);
 
-  // A kept-alive connection, as a load balancer's health checks use.
   let signalled = 0;
-  const keptAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  expect((await get(`${url}/ready`, keptAlive)).status).toBe(200);
 
   // Real-time clients of every kind.
   const sse = await rawConnect(url);
@@ -63,13 +60,15 @@ test("on SIGTERM: /ready 503 on a kept-alive connection, new connections served 
   // Logins sent on fresh connections just before the signal, and a slow one still arriving after the delay.
   const burst = Array.from({ length: 60 }, () => postJson(`${url}/auth/login`, { username: user.username, password: user.password }).catch((e) => ({ status: `${Date.now() - signalled} ${e.cause?.message}`, body: null })));
   const slow = await slowLogin(url, { username: user.username, password: user.password }, (DELAY_S + 1) * 1000);
-  await sleep(50);
+  // A kept-alive connection, as a load balancer's health checks use (opened last: idle ones close after 5 s).
+  const keptAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  expect((await get(`${url}/ready`, keptAlive))).toMatchObject({ status: 200, connection: "keep-alive" });
   signalled = Date.now();
   server.child.kill("SIGTERM");
 
-  // /ready answers 503 at once, on the kept-alive connection, and closes it.
-  let ready = await get(`${url}/ready`, keptAlive);
-  while (ready.status === 200 && Date.now() - signalled < 2000) ready = await get(`${url}/ready`, keptAlive);
+  // Once the server has the signal, /ready answers 503 on the kept-alive connection, and closes it.
+  while (!server.output().includes('"msg":"draining"')) await sleep(10);
+  const ready = await get(`${url}/ready`, keptAlive);
   expect(ready).toMatchObject({ status: 503, reused: true, connection: "close" });
   expect(JSON.parse(ready.body)).toMatchObject({ status: 503, detail: expect.stringMatching(/shutting down/) });
   expect(Date.now() - signalled).toBeLessThan(DELAY_S * 1000);
