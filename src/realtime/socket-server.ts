@@ -21,8 +21,11 @@ export interface SocketData {
   streams: Map<string, () => void>;
   /** Stream key → the last follow/unfollow queued for it, so they apply in order; none while nothing is queued. */
   changes?: Map<string, Promise<void>>;
-  /** Cancels the replays still running when the socket goes. */
-  gone: AbortController;
+  /**
+   * Set when the socket goes: the replays still running read it and stop. A plain flag,
+   * not an AbortController: a controller with its signal is ~770 B per socket.
+   */
+  gone: { aborted: boolean };
   /**
    * What modules keep per socket (a resume point read at the handshake), by module. A Map,
    * not a plain object: the Redis adapter serialises `socket.data` for other processes'
@@ -102,7 +105,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
       log.warn({ err: error }, "could not check a socket's credentials");
       return next(handshakeUnavailable(error));
     }
-    Object.assign(socket.data, { principal, streams: new Map(), gone: new AbortController(), state: new Map() } satisfies SocketData);
+    Object.assign(socket.data, { principal, streams: new Map(), gone: { aborted: false }, state: new Map() } satisfies SocketData);
     try {
       for (const face of faces) await face.handshake?.(socket);
       next();
