@@ -1,6 +1,9 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import net from "node:net";
 import { WebSocket } from "ws";
 import { io } from "socket.io-client";
+import { ProblemWebSocketServer } from "../src/http/node-answers";
 import { connectSocket } from "./support/realtime";
 import { registerUser, startTestServer, uniqueName, type TestServer } from "./support/test-server";
 
@@ -25,9 +28,9 @@ interface RawAnswer {
  * Writes `request` on a new connection and reads `count` answers (by Content-Length), or
  * what came before the server closed the connection; `closed` says whether it did.
  */
-function exchange(request: string, count = 1): Promise<{ answers: RawAnswer[]; closed: boolean }> {
+function exchange(request: string, count = 1, port = Number(new URL(t.url).port)): Promise<{ answers: RawAnswer[]; closed: boolean }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(new URL(t.url).port), "127.0.0.1", () => socket.write(request));
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(request));
     let buffer = Buffer.alloc(0);
     const answers: RawAnswer[] = [];
     const finish = (closed: boolean) => {
@@ -53,8 +56,8 @@ function exchange(request: string, count = 1): Promise<{ answers: RawAnswer[]; c
   });
 }
 
-async function one(request: string): Promise<RawAnswer> {
-  const { answers } = await exchange(request);
+async function one(request: string, port?: number): Promise<RawAnswer> {
+  const { answers } = await exchange(request, 1, port);
   if (answers.length !== 1) throw new Error(`expected an answer to ${JSON.stringify(request.slice(0, 80))}`);
   return answers[0];
 }
@@ -144,6 +147,19 @@ describe("what ws and engine.io would answer themselves", () => {
     expect(overWebSocket).toMatchObject({ code: 1, message: "Session ID unknown" });
   });
 
+  it("closes a WebSocket whose Socket.IO handshake fails once open with a close frame, not HTTP in the stream", async () => {
+    const socket = new WebSocket(`${t.url.replace("http", "ws")}/socket.io/?EIO=3&transport=websocket`);
+    const frames: string[] = [];
+    socket.on("message", (data: Buffer) => frames.push(data.toString()));
+    const [code, reason] = await new Promise<[number, string]>((resolve, reject) => {
+      socket.once("close", (closeCode: number, closeReason: Buffer) => resolve([closeCode, closeReason.toString()]));
+      socket.once("error", reject);
+    });
+    expect(code).toBe(1002);
+    expect(reason).toBe("Unsupported protocol version");
+    expect(frames).toEqual([]);
+  });
+
   it("gives the polling transport's bare 400 a body, and its 500 for another method is a 405", async () => {
     const open = await fetch(`${t.url}/socket.io/?EIO=4&transport=polling`);
     const sid = JSON.parse((await open.text()).slice(1)).sid as string;
@@ -162,6 +178,21 @@ describe("what ws and engine.io would answer themselves", () => {
     expect(await second.json()).toMatchObject({ status: 400, detail: expect.stringMatching(/poll/) });
     waiting.abort();
     await first;
+  });
+
+  it("refuses a handshake once its WebSocket server is closing with a 503 problem", async () => {
+    // What a lobby upgrade meets during a graceful shutdown, on a server of its own.
+    const wss = new ProblemWebSocketServer({ noServer: true });
+    wss.close();
+    const server = http.createServer().on("upgrade", (req, socket, head) => wss.handleUpgrade(req, socket, head, () => {}));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const answer = await one(handshake("/", `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${KEY}\r\n`), (server.address() as AddressInfo).port);
+      expectProblem(answer, 503);
+      expect(answer.headers["retry-after"]).toBe("5");
+    } finally {
+      server.close();
+    }
   });
 
   it("still lets real clients in: socket.io-client over polling then WebSocket, and ws on the lobby", async () => {

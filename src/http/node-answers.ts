@@ -1,6 +1,6 @@
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type ServerOptions } from "ws";
+import { WebSocketServer, type ServerOptions, type WebSocket } from "ws";
 import { problem } from "../core/errors";
 import { PROBLEM_CONTENT_TYPE, rawProblemResponse } from "./error-handler";
 
@@ -76,7 +76,7 @@ function refuseHandshake(socket: Duplex, req: IncomingMessage, message: string):
 /** The parts of engine.io's Server this file hooks into. */
 interface Engine {
   use(middleware: (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void): void;
-  on(event: "connection_error", listener: (error: { req: IncomingMessage & { upgrade?: boolean; websocket?: unknown }; code: number; message: string; context?: { message?: string } }) => void): unknown;
+  on(event: "connection_error", listener: (error: { req: IncomingMessage & { upgrade?: boolean; websocket?: WebSocket }; code: number; message: string; context?: { message?: string } }) => void): unknown;
 }
 
 /** engine.io's error codes (Server.errors) that are not a plain 400. */
@@ -95,12 +95,19 @@ export function answerEngineErrorsAsProblems(engine: Engine): void {
     next();
   });
   engine.on("connection_error", ({ req, code, message, context }) => {
-    // Polling requests are answered through their ServerResponse (above); a handshake that
-    // fails after the WebSocket opened (an unsupported protocol revision) has no HTTP
-    // answer left to give. (`upgrade` is Node's flag of an upgrade request.)
-    if (!req.upgrade || req.websocket) return;
-    const status = code === ENGINE_FORBIDDEN ? 403 : 400;
+    // Polling requests are answered through their ServerResponse (above). (`upgrade` is
+    // Node's flag of an upgrade request.)
+    if (!req.upgrade) return;
     const text = context?.message ?? message;
+    // A handshake refused once the WebSocket is open (an unsupported protocol revision)
+    // has no HTTP answer left to give: engine.io would write one into the WebSocket
+    // stream. A close frame says it instead; the ended socket keeps engine.io from writing.
+    if (req.websocket) {
+      req.websocket.close(1002, text.slice(0, 123));
+      req.socket.end();
+      return;
+    }
+    const status = code === ENGINE_FORBIDDEN ? 403 : 400;
     refuseUpgrade(req.socket, status, `Socket.IO refused the connection: ${text}.`, { members: { code, message: text } });
   });
 }
