@@ -99,6 +99,9 @@ describe("what Node's HTTP server would answer itself", () => {
     const { answers, closed } = await exchange(`GET /health HTTP/1.1\r\nHost: x\r\n${h2c}\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n`, 2);
     expect(closed).toBe(false);
     expect(answers.map((a) => [a.status, JSON.parse(a.body)])).toEqual([[200, { status: "ok" }], [200, { status: "ok" }]]);
+    // Behind a request of the same connection still being answered (pipelined).
+    const behind = await exchange(`GET /ready HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n${h2c}\r\nGET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n`, 3);
+    expect(behind.answers.map((a) => a.status)).toEqual([200, 200, 404]);
     const body = JSON.stringify({ username: uniqueName("h2c"), password: "correct horse" });
     const registered = await one(`POST /auth/register HTTP/1.1\r\nHost: x\r\n${h2c}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     expect(registered.status).toBe(201);

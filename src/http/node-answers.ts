@@ -204,6 +204,17 @@ const UPGRADE_ONLY = new Set(["upgrade", "http2-settings"]);
  * is a listener, and has by then stopped parsing the connection.
  */
 function serveAsPlainRequest(server: http.Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // A response to an earlier request of the connection (pipelined) is still being written:
+  // the request waits for it, as Node would queue it.
+  const earlier = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (earlier) {
+    earlier.once("finish", () => serveAsPlainRequest(server, req, socket, head));
+    return;
+  }
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
   const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i];
@@ -218,5 +229,7 @@ function serveAsPlainRequest(server: http.Server, req: IncomingMessage, socket: 
   }
   // Header values are Latin-1 to Node's parser; the bytes go back as they came.
   socket.unshift(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), head]));
+  // The keep-alive timeout an earlier request left on the socket would cut this one off.
+  (socket as Duplex & { setTimeout?: (ms: number) => void }).setTimeout?.(0);
   server.emit("connection", socket);
 }
