@@ -8,7 +8,7 @@ import type { Config } from "./config";
 import type { ConveneModule, Kernel, ModuleDefinition, Use } from "./core/module";
 import { Authenticators } from "./http/auth-context";
 import { answerClientError } from "./http/error-handler";
-import { answerAsProblems, refuseUpgrade } from "./http/node-answers";
+import { answerAsProblems, NODE_SERVER_OPTIONS, refuseUpgrade } from "./http/node-answers";
 import { createFailedCredentialLimiter } from "./http/password-budget";
 import { createCredentialRateLimiter, createRateLimitStores } from "./http/rate-limit";
 import type { Logger } from "./logger";
@@ -105,8 +105,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     asyncapi: createAsyncApiDocument(faces, upgrades, VERSION),
   });
 
-  // Hosts are checked by answerAsProblems, which answers a problem rather than an empty 400.
-  const httpServer = http.createServer({ requireHostHeader: false }, app);
+  const httpServer = http.createServer(NODE_SERVER_OPTIONS, app);
   // Counted here rather than read from the server's "close" event: a cluster worker
   // receives its connections from the primary and never listens itself.
   const inFlight = countRequests(httpServer);

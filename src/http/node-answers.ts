@@ -5,10 +5,17 @@ import { problem } from "../core/errors";
 import { PROBLEM_CONTENT_TYPE, rawProblemResponse } from "./error-handler";
 
 /**
+ * The options `answerAsProblems` needs the server created with: the Host check is made
+ * there, where its answer can be a problem. (Not `shouldUpgradeCallback`, which Node
+ * 22.21+ and 24.9+ have to serve h2c requests as plain ones: on 24.22 it drops the
+ * requests pipelined behind one; answerAsProblems does it by hand, on every version.)
+ */
+export const NODE_SERVER_OPTIONS = { requireHostHeader: false } satisfies http.ServerOptions;
+
+/**
  * The answers Node's HTTP server, engine.io and `ws` would write themselves (an empty 417
- * or 400, a text/html 400, a JSON `{code, message}`), written as problem+json instead.
- * The server must be created with `requireHostHeader: false`: the Host check is made
- * here, where its answer can be a problem. Call once every "request" and "upgrade"
+ * or 400, a text/html 400, a JSON `{code, message}`), written as problem+json instead,
+ * on a server created with NODE_SERVER_OPTIONS. Call once every "request" and "upgrade"
  * listener is attached (Socket.IO's included): the checks go in front of them.
  */
 export function answerAsProblems(server: http.Server): void {
