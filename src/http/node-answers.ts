@@ -207,8 +207,8 @@ const UPGRADE_ONLY = new Set(["upgrade", "http2-settings"]);
  * An upgrade to anything but WebSocket (`h2c`, which `curl --http2` asks for over
  * cleartext) is declined, as RFC 9110 §7.8 lets a server do: the request is given back to
  * the HTTP server without its Upgrade headers, as the connection's next request, and
- * served like any other. Node (20) emits "upgrade" for every Upgrade header once there
- * is a listener, and has by then stopped parsing the connection.
+ * served like any other. Node emits "upgrade" for every Upgrade header once there is a
+ * listener, and has by then stopped parsing the connection.
  */
 function serveAsPlainRequest(server: http.Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   // A response to an earlier request of the connection (pipelined) is still being written:
