@@ -112,6 +112,20 @@ describe("what Node's HTTP server would answer itself", () => {
     expect(socketIo.body).toMatch(/^0\{"sid":/);
   });
 
+  it("serves h2c requests on one connection that the server's connection listeners see once", async () => {
+    let seen = 0;
+    const count = () => (seen += 1);
+    t.server.httpServer.on("connection", count);
+    try {
+      const h2c = "Connection: Upgrade\r\nUpgrade: h2c\r\n";
+      const { answers } = await exchange(`GET /health HTTP/1.1\r\nHost: x\r\n${h2c}\r\n`.repeat(3), 3);
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+      expect(seen).toBe(1);
+    } finally {
+      t.server.httpServer.off("connection", count);
+    }
+  });
+
   it("answers CONNECT, which it used to drop without a word, with a 501 problem", async () => {
     expectProblem(await one("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n"), 501);
   });

@@ -238,5 +238,9 @@ function serveAsPlainRequest(server: http.Server, req: IncomingMessage, socket: 
   socket.unshift(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), head]));
   // The keep-alive timeout an earlier request left on the socket would cut this one off.
   (socket as Duplex & { setTimeout?: (ms: number) => void }).setTimeout?.(0);
-  server.emit("connection", socket);
+  // Only Node's own listener, which gives the socket a parser: the other "connection"
+  // listeners (per-address counts, say) have seen this connection once already.
+  const parse = server.listeners("connection").find((listener) => listener.name === "connectionListener");
+  if (parse) parse.call(server, socket);
+  else server.emit("connection", socket);
 }
