@@ -7,7 +7,8 @@ import { createApp } from "./app";
 import type { Config } from "./config";
 import type { ConveneModule, Kernel, ModuleDefinition, Use } from "./core/module";
 import { Authenticators } from "./http/auth-context";
-import { answerClientError, rawProblemResponse } from "./http/error-handler";
+import { answerClientError } from "./http/error-handler";
+import { answerAsProblems, NODE_SERVER_OPTIONS, refuseUpgrade } from "./http/node-answers";
 import { createFailedCredentialLimiter } from "./http/password-budget";
 import { createCredentialRateLimiter, createRateLimitStores } from "./http/rate-limit";
 import type { Logger } from "./logger";
@@ -104,7 +105,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     asyncapi: createAsyncApiDocument(faces, upgrades, VERSION),
   });
 
-  const httpServer = http.createServer(app);
+  const httpServer = http.createServer(NODE_SERVER_OPTIONS, app);
   // Counted here rather than read from the server's "close" event: a cluster worker
   // receives its connections from the primary and never listens itself.
   const inFlight = countRequests(httpServer);
@@ -134,8 +135,9 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     const upgrade = upgrades.find((u) => u.path === path);
     // Upgrades that no door owns are refused rather than left hanging.
     if (upgrade) upgrade.handle(req, socket, head);
-    else socket.end(rawProblemResponse(404, `No WebSocket endpoint at ${path}.`));
+    else refuseUpgrade(socket, 404, `No WebSocket endpoint at ${path}.`);
   });
+  answerAsProblems(httpServer);
 
   let closing: Promise<void> | null = null;
   return {

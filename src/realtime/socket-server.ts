@@ -5,6 +5,7 @@ import { badRequest, notFound } from "../core/errors";
 import type { SocketAuthenticator, SocketFace, SocketHandler, SocketListener } from "../core/module";
 import { principalKey, type Principal } from "../core/principal";
 import { toProblem } from "../core/problems";
+import { answerEngineErrorsAsProblems, ProblemWebSocketServer } from "../http/node-answers";
 import type { Logger } from "../logger";
 import type { Connections } from "./connections";
 import type { AckError, ClientToServerEvents, ServerToClientEvents } from "./events";
@@ -87,7 +88,9 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     destroyUpgrade: false,
     cors: { origin: options.corsOrigins ?? true },
     maxHttpBufferSize: 100_000,
+    wsEngine: ProblemWebSocketServer,
   });
+  answerEngineErrorsAsProblems(io.engine);
   const sockets = new SocketRelay(relay, options.bufferLimitBytes, options.metrics);
   const dispatch = createDispatcher(faces, sockets, log);
 
