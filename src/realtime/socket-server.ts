@@ -28,11 +28,28 @@ export interface SocketData {
    */
   gone: { aborted: boolean };
   /**
-   * What modules keep per socket (a resume point read at the handshake), by module. A Map,
+   * What modules keep per socket (a resume point read at the handshake), by module; only
+   * while something is kept (read and write it with socketState / setSocketState). A Map,
    * not a plain object: the Redis adapter serialises `socket.data` for other processes'
    * fetchSockets(), and a Map's entries (live objects, some circular) stay out of that JSON.
    */
-  state: Map<string, unknown>;
+  state?: Map<string, unknown>;
+}
+
+/** What a module keeps on the socket under `key`, if anything. */
+export function socketState<T>(socket: AppSocket, key: string): T | undefined {
+  return socket.data.state?.get(key) as T | undefined;
+}
+
+/** Keeps `value` on the socket under `key`; `undefined` forgets it. */
+export function setSocketState(socket: AppSocket, key: string, value: unknown): void {
+  if (value !== undefined) {
+    (socket.data.state ??= new Map()).set(key, value);
+    return;
+  }
+  socket.data.state?.delete(key);
+  // Most sockets keep nothing once connected: no Map for each of them.
+  if (socket.data.state?.size === 0) socket.data.state = undefined;
 }
 
 export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -108,7 +125,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
       log.warn({ err: error }, "could not check a socket's credentials");
       return next(handshakeUnavailable(error));
     }
-    Object.assign(socket.data, { principal, streams: new Map(), gone: { aborted: false }, state: new Map() } satisfies SocketData);
+    Object.assign(socket.data, { principal, streams: new Map(), gone: { aborted: false } } satisfies SocketData);
     try {
       for (const face of faces) await face.handshake?.(socket);
       next();
