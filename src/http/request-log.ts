@@ -37,15 +37,14 @@ declare module "node:http" {
   interface IncomingMessage {
     /** The request id: the client's valid X-Request-Id, or a new UUID. */
     id?: string;
+    /** Who made the request, once authenticated (`logRequestUser`): on its log line. */
+    loggedUser?: { user: string; principal: string };
   }
 }
 
-/** Who made the request, once authenticated: added to its log line. */
-const USERS = new WeakMap<IncomingMessage, { user: string; principal: string }>();
-
 /** Puts the authenticated principal on the request's log line (called by `Api`). */
 export function logRequestUser(req: IncomingMessage, user: string, principal: string): void {
-  USERS.set(req, { user, principal });
+  req.loggedUser = { user, principal };
 }
 
 /**
@@ -73,7 +72,7 @@ export function requestLogger(log: Logger): RequestHandler {
       const failed = error !== undefined || res.statusCode >= 500;
       const level = failed ? "error" : res.statusCode < 400 && PROBES.has(routeOf(req)) ? "debug" : "info";
       if (!log.isLevelEnabled(level)) return;
-      const line = { reqId: id, ...USERS.get(req), ...summary(req, res), ms: Math.round(performance.now() - started) };
+      const line = { reqId: id, ...req.loggedUser, ...summary(req, res), ms: Math.round(performance.now() - started) };
       log[level](line, failed ? "request failed" : res.writableEnded ? "request completed" : "request aborted");
     };
     res.once("finish", () => done());
