@@ -7,7 +7,8 @@ import { createApp } from "./app";
 import type { Config } from "./config";
 import type { ConveneModule, Kernel, ModuleDefinition, Use } from "./core/module";
 import { Authenticators } from "./http/auth-context";
-import { answerClientError, rawProblemResponse } from "./http/error-handler";
+import { answerClientError } from "./http/error-handler";
+import { answerAsProblems, NODE_SERVER_OPTIONS, refuseUpgrade } from "./http/node-answers";
 import { createFailedCredentialLimiter } from "./http/password-budget";
 import { InFlight } from "./http/in-flight";
 import { createCredentialRateLimiter, createRateLimitStores } from "./http/rate-limit";
@@ -114,7 +115,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   });
 
   const limits = { requestTimeoutMs: config.requestTimeoutSeconds * 1000, uploadIdleMs: config.uploadIdleTimeoutSeconds * 1000, maxIncompletePerAddress: config.maxIncompleteConnectionsPerAddress };
-  const httpServer = http.createServer({ connectionsCheckingInterval: SlowClientGuard.checkEveryMs(limits) }, app);
+  const httpServer = http.createServer({ ...NODE_SERVER_OPTIONS, connectionsCheckingInterval: SlowClientGuard.checkEveryMs(limits) }, app);
   inFlight.attach(httpServer);
   // Node times the headers; SlowClientGuard the body, so multipart uploads get an idle limit instead.
   httpServer.headersTimeout = limits.requestTimeoutMs;
@@ -150,8 +151,9 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     const upgrade = upgrades.find((u) => u.path === path);
     // Upgrades that no door owns are refused rather than left hanging.
     if (upgrade) upgrade.handle(req, socket, head);
-    else socket.end(rawProblemResponse(404, `No WebSocket endpoint at ${path}.`));
+    else refuseUpgrade(socket, 404, `No WebSocket endpoint at ${path}.`);
   });
+  answerAsProblems(httpServer);
 
   let closing: Promise<void> | null = null;
   return {
