@@ -1,8 +1,11 @@
 import cluster, { type Worker } from "node:cluster";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { setupMaster } from "@socket.io/sticky";
 import type { Config } from "./config";
+import { rawProblemResponse } from "./http/error-handler";
+import { SlowClientGuard } from "./http/slow-clients";
 import type { Logger } from "./logger";
 
 /**
@@ -17,9 +20,10 @@ export async function runPrimary(config: Config, log: Logger, prepare: () => voi
   // Buffers cross the IPC channel as Buffers, not as JSON.
   cluster.setupPrimary({ serialization: "advanced" });
 
-  const httpServer = http.createServer();
+  const httpServer = http.createServer({ connectionsCheckingInterval: SlowClientGuard.checkEveryMs({ requestTimeoutMs: config.requestTimeoutSeconds * 1000, uploadIdleMs: config.uploadIdleTimeoutSeconds * 1000 }) });
   setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
   stopReadingHandedOverConnections(httpServer);
+  timeFirstChunks(httpServer, config.requestTimeoutSeconds * 1000);
 
   let stopping = false;
   const readyWorkers = new Set<number>();
@@ -52,13 +56,16 @@ export async function runPrimary(config: Config, log: Logger, prepare: () => voi
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down workers");
-    httpServer.close();
+    log.info({ signal, delaySeconds: config.drainDelaySeconds }, "shutting down workers");
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     const exited = workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once("exit", () => resolve()))));
+    // The workers drain (/ready answers 503) while the primary keeps accepting and handing
+    // connections over for the drain delay, so a load balancer notices before the port closes.
     for (const worker of workers) worker.process.kill("SIGTERM");
-    const deadline = setTimeout(() => workers.forEach((w) => w.process.kill("SIGKILL")), (config.shutdownGraceSeconds + 5) * 1000);
+    const listening = setTimeout(() => httpServer.close(), config.drainDelaySeconds * 1000);
+    const deadline = setTimeout(() => workers.forEach((w) => w.process.kill("SIGKILL")), (config.drainDelaySeconds + config.shutdownGraceSeconds + 5) * 1000);
     await Promise.all(exited);
+    clearTimeout(listening);
     clearTimeout(deadline);
     log.info("stopped");
     process.exit(0);
@@ -83,5 +90,24 @@ function stopReadingHandedOverConnections(httpServer: http.Server): void {
       if (head.includes("content-length:") || head.includes("transfer-encoding:")) return;
       (socket as unknown as { _handle?: { readStop(): number } })._handle?.readStop();
     });
+  });
+}
+
+/**
+ * A connection must send its first chunk within REQUEST_TIMEOUT_SECONDS (the primary's
+ * headersTimeout); after that it is the worker's to time (SlowClientGuard). The primary's
+ * own HTTP parser never reads a connection sticky takes over, so it would take every one
+ * whose body sticky forwards (an upload) for a request whose headers never came, and cut
+ * it at the primary's headersTimeout.
+ */
+function timeFirstChunks(httpServer: http.Server, limitMs: number): void {
+  const started = new WeakSet<Duplex>();
+  httpServer.headersTimeout = limitMs;
+  httpServer.requestTimeout = 0;
+  httpServer.on("connection", (socket: Socket) => socket.prependOnceListener("data", () => started.add(socket)));
+  httpServer.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === "ERR_HTTP_REQUEST_TIMEOUT" && started.has(socket)) return;
+    if (error.code === "ERR_HTTP_REQUEST_TIMEOUT" && socket.writable) socket.end(rawProblemResponse(408, "The request took too long to arrive."), () => socket.destroy());
+    else socket.destroy();
   });
 }

@@ -91,6 +91,10 @@ const EnvSchema = z.object({
   LOBBY_PING_SECONDS: envInt(1, 3600).default(30),
   CLIENT_BUFFER_LIMIT_BYTES: envInt(1).default(1024 * 1024),
   SHUTDOWN_GRACE_SECONDS: envInt(1, 600).default(10),
+  DRAIN_DELAY_SECONDS: envInt(0, 300).default(5),
+  REQUEST_TIMEOUT_SECONDS: envInt(1, 3600).default(30),
+  UPLOAD_IDLE_TIMEOUT_SECONDS: envInt(1, 3600).default(30),
+  MAX_INCOMPLETE_CONNECTIONS_PER_ADDRESS: envInt(0).default(5000),
   RATE_LIMIT_POSTS_PER_MINUTE: envInt(0).default(120),
   // STUN/TURN servers for WebRTC: a JSON array of {urls, username?, credential?}, or a comma-separated list of URLs.
   ICE_SERVERS: z.string().optional(),
@@ -164,6 +168,14 @@ export interface Config {
   lobbyPingSeconds: number;
   clientBufferLimitBytes: number;
   shutdownGraceSeconds: number;
+  /** On SIGTERM: how long the listener keeps accepting (with /ready at 503) before it stops, so a load balancer notices. */
+  drainDelaySeconds: number;
+  /** The longest a request's headers and body may take to arrive (multipart uploads: see uploadIdleTimeoutSeconds). */
+  requestTimeoutSeconds: number;
+  /** The longest a multipart upload may go without sending a byte. */
+  uploadIdleTimeoutSeconds: number;
+  /** Connections from one address whose request (or WebSocket handshake) has not fully arrived; 0: no limit. */
+  maxIncompleteConnectionsPerAddress: number;
   /** Messages one principal may post per minute; 0: no limit. */
   rateLimitPostsPerMinute: number;
   iceServers: IceServer[];
@@ -273,6 +285,10 @@ export function loadConfig(
     lobbyPingSeconds: e.LOBBY_PING_SECONDS,
     clientBufferLimitBytes: e.CLIENT_BUFFER_LIMIT_BYTES,
     shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
+    drainDelaySeconds: e.DRAIN_DELAY_SECONDS,
+    requestTimeoutSeconds: e.REQUEST_TIMEOUT_SECONDS,
+    uploadIdleTimeoutSeconds: e.UPLOAD_IDLE_TIMEOUT_SECONDS,
+    maxIncompleteConnectionsPerAddress: e.MAX_INCOMPLETE_CONNECTIONS_PER_ADDRESS,
     rateLimitPostsPerMinute: e.RATE_LIMIT_POSTS_PER_MINUTE,
     iceServers,
     turnSecret: e.TURN_SECRET ?? null,

@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo, type Socket } from "node:net";
 import type { Express } from "express";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { DataSource } from "typeorm";
@@ -7,9 +7,12 @@ import { createApp } from "./app";
 import type { Config } from "./config";
 import type { ConveneModule, Kernel, ModuleDefinition, Use } from "./core/module";
 import { Authenticators } from "./http/auth-context";
-import { answerClientError, rawProblemResponse } from "./http/error-handler";
+import { answerClientError } from "./http/error-handler";
+import { answerAsProblems, NODE_SERVER_OPTIONS, refuseUpgrade } from "./http/node-answers";
 import { createFailedCredentialLimiter } from "./http/password-budget";
+import { InFlight } from "./http/in-flight";
 import { createCredentialRateLimiter, createRateLimitStores } from "./http/rate-limit";
+import { SlowClientGuard } from "./http/slow-clients";
 import type { Logger } from "./logger";
 import type { Bus } from "./realtime/bus";
 import { Connections } from "./realtime/connections";
@@ -17,6 +20,7 @@ import { createAsyncApiDocument } from "./realtime/asyncapi";
 import { createSocketAdapter, createSocketServer, SocketDelivery, type AppServer } from "./realtime/socket-server";
 import { MessageMetrics } from "./realtime/metrics";
 import { redisOptions } from "./realtime/redis-client";
+import { announceShutdown, shutdownFace } from "./realtime/shutdown";
 import { EventStreams } from "./realtime/sse";
 import { StreamRelay } from "./realtime/stream-relay";
 import { version as VERSION } from "../package.json";
@@ -35,7 +39,11 @@ export interface ConveneServer {
   app: Express;
   io: AppServer;
   listen(port?: number, host?: string): Promise<AddressInfo>;
-  /** Stops accepting, lets in-flight requests finish (up to the grace period), closes sockets. */
+  /**
+   * Drains: /ready answers 503 and responses carry `Connection: close` at once; the listener
+   * keeps accepting for DRAIN_DELAY_SECONDS, then stops; real-time clients are told and
+   * closed; in-flight requests finish (up to the grace period); then every socket closes.
+   */
   close(): Promise<void>;
 }
 
@@ -62,6 +70,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   const eventStreams = new EventStreams({ heartbeatSeconds: config.sseHeartbeatSeconds, bufferLimitBytes: config.clientBufferLimitBytes, connections, metrics: messageMetrics });
 
   const sockets = new SocketDelivery(log);
+  const inFlight = new InFlight();
   const modules: ConveneModule[] = [];
   const exported = new Map<ModuleDefinition, unknown>();
   const kernel: Kernel = {
@@ -78,6 +87,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     sockets,
     failedCredentials,
     credentialLimiter: createCredentialRateLimiter(config.rateLimitAuthPerMinute, rateLimits.create("credentials")),
+    isDraining: () => inFlight.isDraining(),
     userDeletedHooks: () => modules.flatMap((m) => (m.onUserDeleted ? [m.onUserDeleted] : [])),
   };
   const use: Use = <T>(definition: ModuleDefinition<T>): T => {
@@ -92,7 +102,7 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
   }
   for (const module of modules) await module.start?.();
 
-  const faces = modules.flatMap((m) => (m.socket ? [m.socket] : []));
+  const faces = [shutdownFace, ...modules.flatMap((m) => (m.socket ? [m.socket] : []))];
   const upgrades = modules.flatMap((m) => m.upgrades ?? []);
   const app = createApp({
     config,
@@ -105,13 +115,12 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     asyncapi: createAsyncApiDocument(faces, upgrades, VERSION),
   });
 
-  const httpServer = http.createServer(app);
-  // Counted here rather than read from the server's "close" event: a cluster worker
-  // receives its connections from the primary and never listens itself.
-  const inFlight = countRequests(httpServer);
-  // Slow or stalled clients must not hold a socket forever.
-  httpServer.headersTimeout = 30_000;
-  httpServer.requestTimeout = 0; // event streams and long uploads legitimately take long
+  const limits = { requestTimeoutMs: config.requestTimeoutSeconds * 1000, uploadIdleMs: config.uploadIdleTimeoutSeconds * 1000, maxIncompletePerAddress: config.maxIncompleteConnectionsPerAddress };
+  const httpServer = http.createServer({ ...NODE_SERVER_OPTIONS, connectionsCheckingInterval: SlowClientGuard.checkEveryMs(limits) }, app);
+  inFlight.attach(httpServer);
+  // Node times the headers; SlowClientGuard the body, so multipart uploads get an idle limit instead.
+  httpServer.headersTimeout = limits.requestTimeoutMs;
+  httpServer.requestTimeout = 0;
   httpServer.keepAliveTimeout = 5_000;
   const io = createSocketServer({
     httpServer,
@@ -123,6 +132,14 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     corsOrigins: config.corsOrigins,
     bufferLimitBytes: config.clientBufferLimitBytes,
     metrics: messageMetrics,
+    connectTimeoutMs: limits.requestTimeoutMs,
+  });
+  const slowClients = new SlowClientGuard(limits, log, metrics);
+  slowClients.attach(httpServer);
+  io.use((socket, next) => {
+    // After the authenticating middleware: only an accepted handshake completes a connection.
+    slowClients.handshakeDone(socket.conn.request?.socket as Socket | undefined);
+    next();
   });
   const redis = redisOptions(config);
   const adapter = redis ? await createSocketAdapter(io, redis, config.redisPrefix, log) : null;
@@ -136,8 +153,9 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     const upgrade = upgrades.find((u) => u.path === path);
     // Upgrades that no door owns are refused rather than left hanging.
     if (upgrade) upgrade.handle(req, socket, head);
-    else socket.end(rawProblemResponse(404, `No WebSocket endpoint at ${path}.`));
+    else refuseUpgrade(socket, 404, `No WebSocket endpoint at ${path}.`);
   });
+  answerAsProblems(httpServer);
 
   let closing: Promise<void> | null = null;
   return {
@@ -156,38 +174,28 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
     },
     close() {
       closing ??= (async () => {
-        eventStreams.closeAll();
+        inFlight.startDraining();
+        log.info({ delaySeconds: config.drainDelaySeconds, inFlight: inFlight.size }, "draining");
+        await new Promise((resolve) => setTimeout(resolve, config.drainDelaySeconds * 1000));
+        // Only the listener: a kept-alive connection whose next request is on its way is still answered (with Connection: close).
+        net.Server.prototype.close.call(httpServer);
+        slowClients.close();
+        announceShutdown(io, eventStreams);
         for (const module of [...modules].reverse()) await module.stop?.().catch((error: unknown) => log.error({ err: error }, "a module failed to stop"));
-        // Disconnects every socket and stops the HTTP server accepting.
-        void io.close();
-        httpServer.closeIdleConnections();
+        // Every Socket.IO connection closes (a client reconnects after a transport close); io.close() would close idle HTTP connections too.
+        io.engine.close();
         let grace: NodeJS.Timeout | undefined;
         await Promise.race([
           inFlight.drained(),
           new Promise<void>((resolve) => (grace = setTimeout(resolve, config.shutdownGraceSeconds * 1000))),
         ]);
         clearTimeout(grace);
+        httpServer.close();
         httpServer.closeAllConnections();
         await rateLimits.close();
         await adapter?.close();
       })();
       return closing;
     },
-  };
-}
-
-/** Requests that have not finished yet; `drained` resolves when there are none. */
-function countRequests(server: http.Server) {
-  let open = 0;
-  const waiters: Array<() => void> = [];
-  server.on("request", (_req, res: http.ServerResponse) => {
-    open += 1;
-    res.once("close", () => {
-      open -= 1;
-      if (open === 0) for (const resolve of waiters.splice(0)) resolve();
-    });
-  });
-  return {
-    drained: () => (open === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
   };
 }

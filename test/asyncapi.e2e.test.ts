@@ -3,6 +3,7 @@ import { z, type ZodType } from "zod";
 import type { ClientToServerEvents, ServerToClientEvents } from "../src";
 import { ClientMessage, ServerMessage } from "../src/modules/lobby/lobby.protocol";
 import type { SocketMessageSpec } from "../src/realtime/events";
+import { shutdownFace } from "../src/realtime/shutdown";
 import { connectSocket } from "./support/realtime";
 import { registerUser, startTestServer, type TestServer } from "./support/test-server";
 
@@ -21,15 +22,15 @@ async function document(): Promise<Json> {
   return res.body;
 }
 const channelAt = (doc: Json, address: string) => Object.values<Json>(doc.channels).find((c) => c.address === address);
-/** The socket faces and WebSocket doors of the modules the server started. */
-const faces = () => t.server.modules.flatMap((m) => (m.socket ? [m.socket] : []));
+/** The socket faces of the kernel (its `server:shutdown`) and of the modules the server started, and their WebSocket doors. */
+const faces = () => [shutdownFace, ...t.server.modules.flatMap((m) => (m.socket ? [m.socket] : []))];
 const doors = () => t.server.modules.flatMap((m) => m.upgrades ?? []).filter((u) => u.protocol);
 const RESERVED = new Set(["disconnect", "disconnecting", "error"]);
 
 /** Every server→client event's name, checked by the compiler against ServerToClientEvents (exactly those). */
 const SERVER_EVENTS: Record<keyof ServerToClientEvents, true> = {
   "chat:message": true, "dm:message": true, "room:updated": true, "room:message": true, "room:signal": true,
-  "pair:incoming_call": true, "pair:message": true, "pair:signal": true, lobby: true,
+  "pair:incoming_call": true, "pair:message": true, "pair:signal": true, lobby: true, "server:shutdown": true,
 };
 const CLIENT_EVENTS: Record<keyof ClientToServerEvents, true> = {
   "chat:subscribe": true, "chat:unsubscribe": true, "chat:send": true, "dm:send": true,
@@ -134,7 +135,8 @@ test("/lobby_api has a message for every $type the server parses and every one i
 });
 
 test("what the server really emits and acknowledges matches the declared schemas, and every declared event occurs", async () => {
-  const specs = new Map<string, ZodType>(faces().flatMap((f) => Object.entries(f.events?.emits ?? {}).map(([event, spec]) => [event, spec.payload] as const)));
+  // `server:shutdown` occurs on shutdown only: test/hardening.drain checks it.
+  const specs = new Map<string, ZodType>(faces().filter((f) => f !== shutdownFace).flatMap((f) => Object.entries(f.events?.emits ?? {}).map(([event, spec]) => [event, spec.payload] as const)));
   const results = new Map<string, ZodType>(faces().flatMap((f) => (f.handlers ?? []).map((h) => [h.event, h.result] as const)));
   const seen: Array<[string, unknown]> = [];
   const watch = <S extends { onAny(listener: (event: string, ...args: unknown[]) => void): unknown }>(socket: S) => {

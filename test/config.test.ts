@@ -19,6 +19,7 @@ describe("configuration", () => {
     expect(config.rateLimitAuthPerMinute).toBe(20);
     expect(config.maxUploadBytes).toBe(2 * 1024 ** 3);
     expect(config.lobbyPingSeconds).toBe(30);
+    expect(config).toMatchObject({ drainDelaySeconds: 5, requestTimeoutSeconds: 30, uploadIdleTimeoutSeconds: 30, maxIncompleteConnectionsPerAddress: 5000 });
   });
 
   it("reads ormconfig.json and lets the environment override it", () => {
@@ -44,6 +45,10 @@ describe("configuration", () => {
     [{ CORS_ORIGINS: "example.org" }, "CORS_ORIGINS"],
     [{ LOBBY_PING_SECONDS: "0" }, "LOBBY_PING_SECONDS"],
     [{ LOBBY_PING_SECONDS: "1.5" }, "LOBBY_PING_SECONDS"],
+    [{ DRAIN_DELAY_SECONDS: "301" }, "DRAIN_DELAY_SECONDS"],
+    [{ REQUEST_TIMEOUT_SECONDS: "0" }, "REQUEST_TIMEOUT_SECONDS"],
+    [{ UPLOAD_IDLE_TIMEOUT_SECONDS: "0" }, "UPLOAD_IDLE_TIMEOUT_SECONDS"],
+    [{ MAX_INCOMPLETE_CONNECTIONS_PER_ADDRESS: "-1" }, "MAX_INCOMPLETE_CONNECTIONS_PER_ADDRESS"],
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(ConfigError);
     expect(() => loadConfig(env, "/nonexistent/ormconfig.json")).toThrow(name);

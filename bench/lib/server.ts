@@ -73,6 +73,8 @@ export function serverEnvironment(o: {
     UPLOADS_DIR: path.join(o.tmp, "uploads"),
     ORMCONFIG: ormConfig,
     SHUTDOWN_GRACE_SECONDS: "5",
+    // Nothing balances load in front of a benchmark: no need to keep accepting while draining.
+    DRAIN_DELAY_SECONDS: "0",
     REDIS_PREFIX: `convene-bench-${o.runId}:`,
   });
   if (o.redisUrl) env.REDIS_URL = o.redisUrl;

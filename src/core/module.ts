@@ -42,6 +42,8 @@ export interface Kernel {
   eventStreams: EventStreams;
   /** Throwaway Socket.IO events to a room's sockets on every process (signaling); see `principalRoom`. */
   sockets: SocketDelivery;
+  /** True from the shutdown signal on: readiness answers 503 so load balancers stop sending (read-only). */
+  isDraining(): boolean;
   /** Every module's `onUserDeleted`, in start order (read when a user is deleted). */
   userDeletedHooks(): UserDeletedHook[];
 }

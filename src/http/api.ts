@@ -9,6 +9,7 @@ import { NO_FAILED_CREDENTIAL_LIMIT, type FailedCredentialLimiter } from "./pass
 import { HEADERS_TOO_LARGE_REF } from "./openapi";
 import { ProblemSchema } from "./schemas";
 import { z } from "./zod";
+import { logRequestUser } from "./request-log";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
 type AuthMode = "none" | "required";
@@ -170,7 +171,7 @@ export class Api {
   private async authenticate(req: Request, queryToken: boolean): Promise<Principal> {
     const accessToken = queryToken && typeof req.query.access_token === "string" ? req.query.access_token : undefined;
     const principal = await this.authenticators.authenticate({ authorization: req.headers.authorization, accessToken, headers: req.headers, body: req.body });
-    req.log?.setBindings?.({ user: principal.name, principal: principal.kind });
+    logRequestUser(req, principal.name, principal.kind);
     return principal;
   }
 

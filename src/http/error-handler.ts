@@ -46,8 +46,12 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
   socket.end(rawProblemResponse(status, detail));
 }
 
-/** A whole HTTP/1.1 problem+json response, for sockets that Express does not serve (parse errors, upgrades). */
-export function rawProblemResponse(status: number, detail: string): string {
-  const body = JSON.stringify(problem(status, detail));
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+/**
+ * A whole HTTP/1.1 problem+json response, for sockets that Express does not serve (parse
+ * errors, upgrades); `members` are extension members of the problem.
+ */
+export function rawProblemResponse(status: number, detail: string, options: { headers?: Record<string, string>; members?: object } = {}): string {
+  const body = JSON.stringify({ ...problem(status, detail), ...options.members });
+  const headers = Object.entries(options.headers ?? {}).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`;
 }

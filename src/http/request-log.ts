@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Request, RequestHandler } from "express";
-import { pinoHttp } from "pino-http";
 import { Histogram, type Registry } from "prom-client";
 import type { Logger } from "../logger";
 
@@ -34,33 +33,53 @@ function summary(req: IncomingMessage, res: ServerResponse) {
   };
 }
 
+declare module "node:http" {
+  interface IncomingMessage {
+    /** The request id: the client's valid X-Request-Id, or a new UUID. */
+    id?: string;
+    /** Who made the request, once authenticated (`logRequestUser`): on its log line. */
+    loggedUser?: { user: string; principal: string };
+  }
+}
+
+/** Puts the authenticated principal on the request's log line (called by `Api`). */
+export function logRequestUser(req: IncomingMessage, user: string, principal: string): void {
+  req.loggedUser = { user, principal };
+}
+
 /**
  * One line per request when it ends: method, route pattern, status, duration (`ms`), the
  * request id (`reqId`, also answered as X-Request-Id) and, once authenticated, `user`.
  * No headers: they are noise in every line and may carry credentials. Successful probes
  * log at debug, 5xx at error, the rest at info.
+ *
+ * Written here rather than with pino-http: pino-http makes two child loggers per request
+ * and serialises the whole request into one of them even when the line is not written,
+ * which was 27 % of the server's CPU under a `/health` load (docs/benchmarks.md). This
+ * builds the line only when its level is enabled.
  */
 export function requestLogger(log: Logger): RequestHandler {
-  return pinoHttp({
-    logger: log,
-    genReqId: (req, res) => {
-      const incoming = req.headers["x-request-id"];
-      const id = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-      res.setHeader("X-Request-Id", id);
-      return id;
-    },
-    // req.log and res.log: the logger with the request id only (Api adds the user to it).
-    quietReqLogger: true,
-    quietResLogger: true,
-    customAttributeKeys: { responseTime: "ms" },
-    customLogLevel: (req, res, error) =>
-      error || res.statusCode >= 500 ? "error" : res.statusCode < 400 && PROBES.has(routeOf(req)) ? "debug" : "info",
-    customSuccessObject: (req, res, value: { ms: number }) => ({ ...summary(req, res), ms: value.ms }),
-    customSuccessMessage: (req, res) => (res.writableEnded ? "request completed" : "request aborted"),
-    // Unexpected errors are logged with their stack by the error handler, under the same reqId.
-    customErrorObject: (req, res, _error, value: { ms: number }) => ({ ...summary(req, res), ms: value.ms }),
-    customErrorMessage: () => "request failed",
-  }) as RequestHandler;
+  return (req, res, next) => {
+    const started = performance.now();
+    const incoming = req.headers["x-request-id"];
+    const id = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    req.id = id;
+    res.setHeader("X-Request-Id", id);
+    let logged = false;
+    const done = (error?: Error) => {
+      if (logged) return;
+      logged = true;
+      const failed = error !== undefined || res.statusCode >= 500;
+      const level = failed ? "error" : res.statusCode < 400 && PROBES.has(routeOf(req)) ? "debug" : "info";
+      if (!log.isLevelEnabled(level)) return;
+      const line = { reqId: id, ...req.loggedUser, ...summary(req, res), ms: Math.round(performance.now() - started) };
+      log[level](line, failed ? "request failed" : res.writableEnded ? "request completed" : "request aborted");
+    };
+    res.once("finish", () => done());
+    res.once("close", () => done());
+    res.once("error", done);
+    next();
+  };
 }
 
 /** `http_request_duration_seconds` by method, route pattern and status. */

@@ -33,7 +33,8 @@ export type CredentialCheck = (principals: Principal[]) => Promise<Standing[]>;
  * credentials were checked just before the event (and registered just after) ends too.
  */
 export class Connections {
-  private readonly open = new Map<string, Set<Connection>>();
+  /** By principal: its one connection, or a Set when it has several (most have one: no Set for each). */
+  private readonly open = new Map<string, Connection | Set<Connection>>();
   private readonly recent = new LRUCache<string, { at: number; keep: string | null }>({ max: 100_000, ttl: REMEMBER_MS });
   private readonly listeners: Array<(event: PrincipalEvent) => void> = [];
   private readonly checks = new Map<string, CredentialCheck>();
@@ -69,8 +70,8 @@ export class Connections {
    */
   async recheck(): Promise<void> {
     const byKind = new Map<string, Connection[]>();
-    for (const set of this.open.values())
-      for (const connection of set) {
+    for (const entry of this.open.values())
+      for (const connection of entry instanceof Set ? entry : [entry]) {
         const kind = connection.principal.kind;
         if (!this.checks.has(kind)) continue;
         const list = byKind.get(kind);
@@ -113,12 +114,14 @@ export class Connections {
    */
   add(connection: Connection): () => void {
     const key = principalKey(connection.principal);
-    let set = this.open.get(key);
-    if (!set) this.open.set(key, (set = new Set()));
-    set.add(connection);
+    const existing = this.open.get(key);
+    if (existing === undefined) this.open.set(key, connection);
+    else if (existing instanceof Set) existing.add(connection);
+    else this.open.set(key, new Set([existing, connection]));
     const remove = () => {
-      set.delete(connection);
-      if (set.size === 0 && this.open.get(key) === set) this.open.delete(key);
+      const current = this.open.get(key);
+      if (current === connection) this.open.delete(key);
+      else if (current instanceof Set && current.delete(connection) && current.size === 0) this.open.delete(key);
     };
     if (this.revokedSince(connection.principal, connection.principal.checkedAt)) {
       remove();
@@ -144,13 +147,13 @@ export class Connections {
   /** Connections on this process. */
   get size(): number {
     let count = 0;
-    for (const set of this.open.values()) count += set.size;
+    for (const entry of this.open.values()) count += entry instanceof Set ? entry.size : 1;
     return count;
   }
 
   /** Ends every connection on this process (shutdown). */
   endAll(): void {
-    for (const set of [...this.open.values()]) for (const connection of [...set]) connection.end();
+    for (const key of [...this.open.keys()]) for (const connection of this.connectionsOf(key)) connection.end();
   }
 
   private apply(event: PrincipalEvent): void {
@@ -162,7 +165,7 @@ export class Connections {
       else this.recent.set(`ended:${key}`, { at, keep: event.keep ?? null });
     }
     for (const listener of this.listeners) listener(event);
-    for (const connection of [...(this.open.get(key) ?? [])]) {
+    for (const connection of this.connectionsOf(key)) {
       try {
         if (endsConnection(event, connection.principal)) connection.end();
         else if (event.type === "changed") connection.changed?.();
@@ -170,5 +173,11 @@ export class Connections {
         this.log.error({ err: error }, "could not end or update a connection");
       }
     }
+  }
+
+  /** A copy: ending a connection removes it from the registry. */
+  private connectionsOf(key: string): Connection[] {
+    const entry = this.open.get(key);
+    return entry === undefined ? [] : entry instanceof Set ? [...entry] : [entry];
   }
 }

@@ -50,7 +50,7 @@ export class SocketRelay {
       this.stop(socket, key);
       const stop = await this.relay.listen(key, this.relayTo(socket, event, present), {
         from,
-        signal: socket.data.gone.signal,
+        signal: socket.data.gone,
         ready: () => this.ready(socket),
       });
       if (socket.disconnected || (whileIn !== undefined && !socket.rooms.has(whileIn))) return stop();
@@ -78,7 +78,7 @@ export class SocketRelay {
   }
 
   unfollowAll(socket: AppSocket): void {
-    socket.data.gone.abort();
+    socket.data.gone.aborted = true;
     for (const stop of socket.data.streams.values()) stop();
     socket.data.streams.clear();
   }

@@ -5,6 +5,7 @@ import { badRequest, notFound } from "../core/errors";
 import type { SocketAuthenticator, SocketFace, SocketHandler, SocketListener } from "../core/module";
 import { principalKey, type Principal } from "../core/principal";
 import { toProblem } from "../core/problems";
+import { answerEngineErrorsAsProblems, ProblemWebSocketServer } from "../http/node-answers";
 import type { Logger } from "../logger";
 import type { Connections } from "./connections";
 import type { AckError, ClientToServerEvents, ServerToClientEvents } from "./events";
@@ -21,14 +22,34 @@ export interface SocketData {
   streams: Map<string, () => void>;
   /** Stream key → the last follow/unfollow queued for it, so they apply in order; none while nothing is queued. */
   changes?: Map<string, Promise<void>>;
-  /** Cancels the replays still running when the socket goes. */
-  gone: AbortController;
   /**
-   * What modules keep per socket (a resume point read at the handshake), by module. A Map,
+   * Set when the socket goes: the replays still running read it and stop. A plain flag,
+   * not an AbortController: a controller with its signal is ~770 B per socket.
+   */
+  gone: { aborted: boolean };
+  /**
+   * What modules keep per socket (a resume point read at the handshake), by module; only
+   * while something is kept (read and write it with socketState / setSocketState). A Map,
    * not a plain object: the Redis adapter serialises `socket.data` for other processes'
    * fetchSockets(), and a Map's entries (live objects, some circular) stay out of that JSON.
    */
-  state: Map<string, unknown>;
+  state?: Map<string, unknown>;
+}
+
+/** What a module keeps on the socket under `key`, if anything. */
+export function socketState<T>(socket: AppSocket, key: string): T | undefined {
+  return socket.data.state?.get(key) as T | undefined;
+}
+
+/** Keeps `value` on the socket under `key`; `undefined` forgets it. */
+export function setSocketState(socket: AppSocket, key: string, value: unknown): void {
+  if (value !== undefined) {
+    (socket.data.state ??= new Map()).set(key, value);
+    return;
+  }
+  socket.data.state?.delete(key);
+  // Most sockets keep nothing once connected: no Map for each of them.
+  if (socket.data.state?.size === 0) socket.data.state = undefined;
 }
 
 export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -69,6 +90,8 @@ export interface SocketServerOptions {
   corsOrigins: string[] | null;
   bufferLimitBytes: number;
   metrics: MessageMetrics;
+  /** A connection that has not completed its Socket.IO handshake by then is closed (REQUEST_TIMEOUT_SECONDS). */
+  connectTimeoutMs: number;
 }
 
 /**
@@ -84,7 +107,10 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     destroyUpgrade: false,
     cors: { origin: options.corsOrigins ?? true },
     maxHttpBufferSize: 100_000,
+    connectTimeout: options.connectTimeoutMs,
+    wsEngine: ProblemWebSocketServer,
   });
+  answerEngineErrorsAsProblems(io.engine);
   const sockets = new SocketRelay(relay, options.bufferLimitBytes, options.metrics);
   const dispatch = createDispatcher(faces, sockets, log);
 
@@ -102,7 +128,7 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
       log.warn({ err: error }, "could not check a socket's credentials");
       return next(handshakeUnavailable(error));
     }
-    Object.assign(socket.data, { principal, streams: new Map(), gone: new AbortController(), state: new Map() } satisfies SocketData);
+    Object.assign(socket.data, { principal, streams: new Map(), gone: { aborted: false } } satisfies SocketData);
     try {
       for (const face of faces) await face.handshake?.(socket);
       next();
@@ -116,13 +142,9 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     const socket = raw as AppSocket;
     const { principal } = socket.data;
     void socket.join(principalRoom(principal));
-    const expiry = principal.expiresAt
-      ? setTimeout(() => socket.disconnect(true), Math.min(principal.expiresAt - Date.now(), 2 ** 31 - 1))
-      : undefined;
     // Ends at once if the credentials ended since the handshake checked them.
     const unregister = connections.add({ principal, end: () => socket.disconnect(true) });
     socket.on("disconnect", () => {
-      clearTimeout(expiry);
       unregister();
       sockets.unfollowAll(socket);
       for (const face of faces) face.onDisconnect?.(socket);
@@ -133,7 +155,26 @@ export function createSocketServer(options: SocketServerOptions): AppServer {
     socket.onAny(dispatch);
   });
 
+  endExpiredSockets(io, httpServer);
   return io;
+}
+
+/**
+ * Sockets whose credentials expire are disconnected within a second of it, by one sweep
+ * over this process' sockets rather than a timer per socket: timers of distinct
+ * durations cost ~450 B each (a Timeout and a timer list), and a sweep of ten thousand
+ * sockets takes well under a millisecond.
+ */
+function endExpiredSockets(io: AppServer, httpServer: http.Server): void {
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const socket of io.of("/").sockets.values()) {
+      const expiresAt = socket.data.principal?.expiresAt;
+      if (expiresAt != null && expiresAt <= now) socket.disconnect(true);
+    }
+  }, 1000);
+  sweep.unref();
+  httpServer.once("close", () => clearInterval(sweep));
 }
 
 /**

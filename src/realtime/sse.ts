@@ -19,7 +19,7 @@ export interface EventStream {
  * leave buffered, and the list of open streams so shutdown can end them.
  */
 export class EventStreams {
-  private readonly open = new Set<() => void>();
+  private readonly open = new Set<(retryMs?: number) => void>();
 
   constructor(
     private readonly options: {
@@ -47,7 +47,8 @@ export class EventStreams {
     res.status(200);
     res.setHeader("Content-Type", "text/event-stream; charset=utf-8");
     res.setHeader("Cache-Control", "no-cache, no-transform");
-    res.setHeader("Connection", "keep-alive");
+    // Unless the server is draining, which asks for `Connection: close`.
+    if (!res.hasHeader("Connection")) res.setHeader("Connection", "keep-alive");
     res.setHeader("X-Accel-Buffering", "no");
     res.flushHeaders();
     res.write("retry: 3000\n\n");
@@ -67,16 +68,17 @@ export class EventStreams {
       unregister();
       for (const callback of callbacks) callback();
     };
-    const end = () => {
+    const end = (retryMs?: number) => {
+      if (!closed && retryMs !== undefined) res.write(`retry: ${retryMs}\n\n`);
       close();
       res.end();
     };
     const heartbeat = setInterval(() => res.write(": heartbeat\n\n"), this.options.heartbeatSeconds * 1000);
-    const expiry = principal.expiresAt ? setTimeout(end, Math.min(principal.expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
+    const expiry = principal.expiresAt ? setTimeout(() => end(), Math.min(principal.expiresAt - Date.now(), 2 ** 31 - 1)) : undefined;
     this.open.add(end);
     res.on("close", close);
     // Ends at once when the credentials ended since they were checked.
-    unregister = this.options.connections.add({ principal, end });
+    unregister = this.options.connections.add({ principal, end: () => end() });
 
     const { bufferLimitBytes: limit, metrics } = this.options;
     const cutOff = () => {
@@ -106,7 +108,8 @@ export class EventStreams {
     return this.open.size;
   }
 
-  closeAll(): void {
-    for (const end of [...this.open]) end();
+  /** Ends every stream; with `retryMs`, first tells each EventSource when to reconnect (the SSE `retry:` field). */
+  closeAll(retryMs?: number): void {
+    for (const end of [...this.open]) end(retryMs);
   }
 }

@@ -2,7 +2,7 @@ import { DomainError } from "../core/errors";
 import type { Logger } from "../logger";
 import type { Bus } from "./bus";
 import type { MessageMetrics } from "./metrics";
-import { STREAMS_TOPIC, type Listener, type ListenOptions, type ResumePoint, type StreamEvent, type StreamItem, type StreamSource } from "./streams";
+import { STREAMS_TOPIC, type Cancellation, type Listener, type ListenOptions, type ResumePoint, type StreamEvent, type StreamItem, type StreamSource } from "./streams";
 
 export * from "./streams";
 
@@ -182,7 +182,7 @@ export class StreamRelay {
     after: bigint,
     upTo: bigint,
     listeners: Iterable<Listener>,
-    signal?: AbortSignal,
+    signal?: Cancellation,
     ready?: () => Promise<void> | undefined,
   ): Promise<{ cursor: bigint; items: number }> {
     let cursor = after;

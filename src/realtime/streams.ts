@@ -35,11 +35,16 @@ export interface ResumePoint {
   last: string;
 }
 
+/** What a replay reads to know it should stop: an AbortSignal, or any object with `aborted`. */
+export interface Cancellation {
+  readonly aborted: boolean;
+}
+
 export interface ListenOptions {
   /** Deliver the messages committed after `from.after` (see `resumePoint`), replaying first. */
   from: ResumePoint;
   /** Cancels a replay (the client went away). */
-  signal?: AbortSignal;
+  signal?: Cancellation;
   /**
    * Backpressure for the replay: a promise while the client still has too much unsent,
    * so a long replay goes at the client's pace instead of piling up in its buffer.

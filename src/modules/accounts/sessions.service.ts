@@ -47,7 +47,11 @@ const SESSION_CACHE_MS = 10_000;
 type CachedAuth = { user: UserEntity; sessionId: string | null };
 
 function toPrincipal(user: UserEntity, sessionId: string | null, expiresAt: number | null, checkedAt: number): UserPrincipal {
-  return { kind: USER_PRINCIPAL, id: user.id, name: user.username, user, sessionId, expiresAt, checkedAt };
+  const principal = { kind: USER_PRINCIPAL, id: user.id, name: user.username, sessionId, expiresAt, checkedAt } as UserPrincipal;
+  // Not enumerable: the account row (with its password hash) stays out of whatever
+  // serialises a principal, such as the Redis adapter answering another process'
+  // fetchSockets() with socket.data, or a log line.
+  return Object.defineProperty(principal, "user", { value: user, enumerable: false });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { socketHandlers, type SocketFace } from "../../core/module";
 import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
-import type { AppSocket } from "../../realtime/socket-server";
+import { setSocketState, socketState, type AppSocket } from "../../realtime/socket-server";
 import type { ResumePoint, StreamRelay } from "../../realtime/stream-relay";
 import { asUser, USER_PRINCIPAL } from "../accounts";
 import { MessageSchema } from "../messaging";
@@ -43,12 +43,12 @@ export function chatSocketFace(chat: ChatService, relay: StreamRelay, log: { err
     events: chatEvents,
     async handshake(socket) {
       if (socket.data.principal.kind !== USER_PRINCIPAL) return;
-      socket.data.state.set(DIRECT_FROM, await relay.resumePoint(chat.directs.key(socket.data.principal.id), undefined));
+      setSocketState(socket, DIRECT_FROM, await relay.resumePoint(chat.directs.key(socket.data.principal.id), undefined));
     },
     onConnect(socket: AppSocket, sockets) {
-      const from = socket.data.state.get(DIRECT_FROM) as ResumePoint | undefined;
+      const from = socketState<ResumePoint>(socket, DIRECT_FROM);
       if (!from) return;
-      socket.data.state.delete(DIRECT_FROM);
+      setSocketState(socket, DIRECT_FROM, undefined);
       sockets.follow(socket, chat.directs.key(socket.data.principal.id), "dm:message", from).catch((error: unknown) => {
         log.error({ err: error }, "could not relay direct messages to a socket");
         socket.disconnect(true);

@@ -2,7 +2,7 @@ import type { SocketFace } from "../../core/module";
 import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
 import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
-import type { AppSocket, SocketRelay } from "../../realtime/socket-server";
+import { setSocketState, socketState, type AppSocket, type SocketRelay } from "../../realtime/socket-server";
 import type { StreamRelay } from "../../realtime/stream-relay";
 import { ClientMessage, encodeOnce, parseMessage, ServerMessage } from "./lobby.protocol";
 import type { LobbyService } from "./lobby.service";
@@ -32,7 +32,7 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
   const json = encodeOnce((message) => JSON.stringify(message));
   // A session only for the sockets that speak to the lobby: most never do, and each socket's cost is counted ten thousand times.
   const sessionOf = (socket: AppSocket, sockets: SocketRelay): LobbySession => {
-    let session = socket.data.state.get(SESSION) as LobbySession | undefined;
+    let session = socketState<LobbySession>(socket, SESSION);
     if (!session) {
       session = new LobbySession(lobby, relay, connections, {
         send: (message) => sockets.emitJson(socket, "lobby", json(message)),
@@ -41,7 +41,7 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
         log,
       });
       session.signIn(socket.data.principal);
-      socket.data.state.set(SESSION, session);
+      setSocketState(socket, SESSION, session);
     }
     return session;
   };
@@ -58,7 +58,7 @@ export function lobbySocketFace(lobby: LobbyService, relay: StreamRelay, connect
       },
     ],
     onDisconnect(socket: AppSocket) {
-      (socket.data.state.get(SESSION) as LobbySession | undefined)?.close();
+      socketState<LobbySession>(socket, SESSION)?.close();
     },
     events: lobbyEvents,
   };

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { RawData, WebSocket } from "ws";
+import { ProblemWebSocketServer } from "../../http/node-answers";
 import type { Upgrade } from "../../core/module";
 import type { Logger } from "../../logger";
 import type { Connections } from "../../realtime/connections";
@@ -45,7 +46,7 @@ function clientAddress(req: IncomingMessage, trustProxy: boolean | number): stri
 
 /** The lobby's own WebSocket door: `/lobby_api`, one JSON message per frame. */
 export class LobbyWebSocketDoor {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
+  private readonly wss = new ProblemWebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
   private readonly alive = new WeakSet<WebSocket>();
   /**
    * A relayed event is one object for every subscriber on this process: serialised and

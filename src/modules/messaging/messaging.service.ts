@@ -53,21 +53,15 @@ export interface HistoryQuery {
   limit: number;
 }
 
-type MessageRow = Omit<Message, "created_at"> & { created_at: Date };
+/**
+ * A timestamp as the API writes it (`2026-12-04T01:23:30.570Z`), formatted by the
+ * database: parsing into a Date and formatting again in JavaScript was 11 % of the
+ * server's CPU on a history page (docs/benchmarks.md), and every path that shows a
+ * message uses this one expression, so the same message always reads the same.
+ */
+const isoUtc = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-const COLUMNS = "m.id::text AS id, m.channel_id, m.room_guid, m.sender, m.recipient, m.body, m.created_at";
-
-function present(row: MessageRow): Message {
-  return {
-    id: row.id,
-    channel_id: row.channel_id,
-    room_guid: row.room_guid,
-    sender: row.sender,
-    recipient: row.recipient,
-    body: row.body,
-    created_at: row.created_at.toISOString(),
-  };
-}
+const COLUMNS = `m.id::text AS id, m.channel_id, m.room_guid, m.sender, m.recipient, m.body, ${isoUtc("m.created_at")} AS created_at`;
 
 /**
  * The one messaging core: channels, direct messages, conference rooms and pair rooms all
@@ -107,11 +101,11 @@ export class MessagingService {
       input.pairRoom ?? null,
     ];
     // One statement, so its own transaction: see the post_message and idempotency migrations.
-    const [row]: { o_id: string | null; o_created_at: Date | null; o_previous: Record<string, string> | null; o_outcome?: string }[] =
+    const [row]: { o_id: string | null; o_created_at: string | null; o_previous: Record<string, string> | null; o_outcome?: string }[] =
       input.idempotencyKey === undefined
-        ? await this.dataSource.query(`SELECT o_id, o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8, $9)`, args)
+        ? await this.dataSource.query(`SELECT o_id, ${isoUtc("o_created_at")} AS o_created_at, o_previous FROM post_message($1::varchar[], $2, $3, $4, $5, $6, $7, $8, $9)`, args)
         : await this.dataSource.query(
-            `SELECT o_id, o_created_at, o_previous, o_outcome FROM post_message_once($1, $2, $3, $4::varchar[], $5, $6, $7, $8, $9, $10, $11, $12)`,
+            `SELECT o_id, ${isoUtc("o_created_at")} AS o_created_at, o_previous, o_outcome FROM post_message_once($1, $2, $3, $4::varchar[], $5, $6, $7, $8, $9, $10, $11, $12)`,
             [input.principal ?? input.sender.id ?? input.sender.name, input.idempotencyKey, fingerprint(keys, input), ...args],
           );
     if (row.o_outcome === "conflict" || row.o_id === null || row.o_created_at === null)
@@ -124,7 +118,7 @@ export class MessagingService {
       sender: input.sender.name,
       recipient: input.recipient?.name ?? null,
       body: input.body,
-      created_at: row.o_created_at.toISOString(),
+      created_at: row.o_created_at,
     };
     // A replay was published when it was first posted (and repaired, had that failed).
     if (row.o_outcome === "replayed") return Object.assign(message, { [REPLAYED]: true as const });
@@ -146,9 +140,9 @@ export class MessagingService {
     if (query.before !== undefined) conditions.push(`m.id < ${bound(query.before)}`);
     const order = query.after !== undefined ? "ASC" : "DESC";
     const sql = `SELECT ${COLUMNS} FROM messages m WHERE ${conditions.join(" AND ")} ORDER BY m.id ${order} LIMIT ${bound(String(query.limit + 1))}`;
-    const rows: MessageRow[] = await this.dataSource.query(sql, values);
+    const rows: Message[] = await this.dataSource.query(sql, values);
     // The cursor is a plain message id: clients pass it back as `before` or `after`.
-    return toPage(rows, query.limit, present, (row) => row.id);
+    return toPage(rows, query.limit, (row) => row, (row) => row.id);
   }
 
   /** The id of the stream's last committed message ("0" when it has none). */
@@ -162,11 +156,10 @@ export class MessagingService {
 
   /** The messages matching `where` ($1 = `id`) with after < id <= upTo, oldest first, at most `limit`. */
   async between(where: string, id: string, after: string, upTo: string, limit: number): Promise<Message[]> {
-    const rows: MessageRow[] = await this.dataSource.query(
+    return this.dataSource.query(
       `SELECT ${COLUMNS} FROM messages m WHERE ${where} AND m.id > $2 AND m.id <= $3 ORDER BY m.id ASC LIMIT $4`,
       [id, after, upTo, limit],
     );
-    return rows.map(present);
   }
 }
 

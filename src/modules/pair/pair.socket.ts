@@ -1,7 +1,7 @@
 import { notFound } from "../../core/errors";
 import { socketHandlers, type Kernel, type SocketFace } from "../../core/module";
 import { defineSocketEvents, type ClientEventsOf, type ServerEventsOf } from "../../realtime/events";
-import { checkSignalSize, DeliveredResult, principalRoom, type AppSocket, type SocketRelay } from "../../realtime/socket-server";
+import { checkSignalSize, DeliveredResult, principalRoom, setSocketState, socketState, type AppSocket, type SocketRelay } from "../../realtime/socket-server";
 import type { ResumePoint, StreamItem } from "../../realtime/stream-relay";
 import { PairSignalPayload, PairIncomingCallSchema, PairMessageSchema, PairSignalSchema } from "./pair.schemas";
 import { asPair, PAIR_PRINCIPAL, type PairService } from "./pair.service";
@@ -99,7 +99,7 @@ export class PairFollowers {
     const me = asPair(socket.data.principal);
     if (!me) return;
     const state: PairSocketState = { following: new Set(), from: new Map(), sockets: null };
-    socket.data.state.set(STATE, state);
+    setSocketState(socket, STATE, state);
     let set = this.members.get(me.id);
     if (!set) this.members.set(me.id, (set = new Set()));
     set.add(socket);
@@ -160,7 +160,7 @@ export class PairFollowers {
   }
 
   private state(socket: AppSocket): PairSocketState | undefined {
-    return socket.data.state.get(STATE) as PairSocketState | undefined;
+    return socketState<PairSocketState>(socket, STATE);
   }
 }
 

@@ -29,7 +29,7 @@ async function databaseAnswers(dataSource: DataSource): Promise<boolean> {
   }
 }
 
-export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry, bus: Pick<Bus, "up">): void {
+export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics: Registry, bus: Pick<Bus, "up">, isDraining: () => boolean): void {
   api.tag(tag, "Liveness, readiness and Prometheus metrics, for operators and orchestrators.");
   api.route(
     {
@@ -43,10 +43,14 @@ export function registerPlatformRoutes(api: Api, dataSource: DataSource, metrics
 
   api.route(
     {
-      method: "get", path: "/ready", operationId: "getReadiness", summary: "Readiness: the database answers (a Redis outage only degrades)", tag, auth: "none",
-      responses: { 200: { description: "Ready; `degraded` while Redis is unreachable", schema: ReadinessSchema }, 503: "The database is unreachable" },
+      method: "get", path: "/ready", operationId: "getReadiness", summary: "Readiness: the database answers and the server is not shutting down (a Redis outage only degrades)", tag, auth: "none",
+      responses: {
+        200: { description: "Ready; `degraded` while Redis is unreachable", schema: ReadinessSchema },
+        503: "The database is unreachable, or the server is shutting down (from the signal on)",
+      },
     },
     async ({ res }) => {
+      if (isDraining()) throw new DomainError(503, "The server is shutting down.");
       if (!(await databaseAnswers(dataSource))) throw new DomainError(503, "The database is unreachable.");
       res.json(bus.up ? { status: "ok" } : { status: "degraded", bus: "down" });
     },
