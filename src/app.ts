@@ -33,6 +33,10 @@ export interface AppOptions {
 export function createApp({ config, log, authenticators, failedCredentials, routes, asyncapi, version, metrics }: AppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
+  // Every API answer is Cache-Control: no-store, so no client can revalidate it: hashing
+  // each JSON body for an ETag (Express' default) was CPU spent for nothing. Video
+  // streams set their own strong ETag.
+  app.set("etag", false);
   app.set("trust proxy", config.trustProxy);
 
   app.use(requestLogger(log), requestDuration(metrics));
