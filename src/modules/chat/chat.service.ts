@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
 import { FOREIGN_KEY_VIOLATION, isUniqueViolation, postgresCode } from "../../db/errors";
 import { conflict, notFound } from "../../core/errors";
+import { batchedReads } from "../../db/batch";
 import { pageByName } from "../../db/paging";
 import type { Page } from "../../core/pagination";
 import type { UserDeletedHook } from "../../core/module";
@@ -61,6 +62,17 @@ export class ChatService {
   async getChannel(id: string): Promise<Channel> {
     return presentChannel(await this.requireChannel(this.dataSource.manager, id));
   }
+
+  /** 404 unless the channel exists (batched: a connect storm subscribes thousands of sockets at once). */
+  async assertChannelExists(id: string): Promise<void> {
+    if (!(await this.channelExists(id))) throw notFound(`No channel has id ${id}.`);
+  }
+
+  private readonly channelExists = batchedReads<string, boolean>(async (ids) => {
+    const rows: { id: string }[] = await this.dataSource.query(`SELECT id FROM channels WHERE id = ANY($1::uuid[])`, [ids]);
+    const found = new Set(rows.map((row) => row.id));
+    return ids.map((id) => found.has(id));
+  });
 
   async requireChannel(manager: EntityManager, id: string): Promise<ChannelEntity> {
     const channel = await manager.findOneBy(ChannelEntity, { id });

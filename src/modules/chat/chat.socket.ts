@@ -59,7 +59,7 @@ export function chatSocketFace(chat: ChatService, relay: StreamRelay, log: { err
       async "chat:subscribe"(socket, { channel_id, after }, sockets) {
         asUser(socket.data.principal);
         await sockets.follow(socket, chat.channels.key(channel_id), "chat:message", after, async () => {
-          await chat.getChannel(channel_id);
+          await chat.assertChannelExists(channel_id);
         });
         return { channel_id };
       },

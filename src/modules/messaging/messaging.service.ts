@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { DataSource } from "typeorm";
 import { conflict } from "../../core/errors";
+import { batchedReads } from "../../db/batch";
 import { toPage, type Page } from "../../core/pagination";
 import type { PrincipalLimiter } from "../../http/post-limit";
 import type { MessageMetrics } from "../../realtime/metrics";
@@ -145,14 +146,18 @@ export class MessagingService {
     return toPage(rows, query.limit, (row) => row, (row) => row.id);
   }
 
-  /** The id of the stream's last committed message ("0" when it has none). */
-  async lastId(key: string): Promise<string> {
-    const rows: { last_id: string }[] = await this.dataSource.query(
-      `SELECT last_id::text AS last_id FROM message_streams WHERE key = $1`,
-      [key],
+  /**
+   * The id of the stream's last committed message ("0" when it has none). Batched: a
+   * last id read a turn later is only ever newer, still a valid place to resume from.
+   */
+  readonly lastId = batchedReads<string, string>(async (keys) => {
+    const rows: { key: string; last_id: string }[] = await this.dataSource.query(
+      `SELECT key, last_id::text AS last_id FROM message_streams WHERE key = ANY($1::varchar[])`,
+      [keys],
     );
-    return rows[0]?.last_id ?? "0";
-  }
+    const found = new Map(rows.map((row) => [row.key, row.last_id]));
+    return keys.map((key) => found.get(key) ?? "0");
+  });
 
   /** The messages matching `where` ($1 = `id`) with after < id <= upTo, oldest first, at most `limit`. */
   async between(where: string, id: string, after: string, upTo: string, limit: number): Promise<Message[]> {
