@@ -7,6 +7,7 @@ import { unauthorized } from "../../core/errors";
 import type { SocketAuthenticator } from "../../core/module";
 import type { Principal, PrincipalEvent } from "../../core/principal";
 import { characterCount } from "../../core/text";
+import { batchedReads } from "../../db/batch";
 import type { Credentials, HttpAuthenticator, PresentedPassword } from "../../http/auth-context";
 import type { Connections } from "../../realtime/connections";
 import { userStandings } from "./session-check";
@@ -177,19 +178,32 @@ export class SessionService {
     const expiresAt = exp * 1000;
     const cached = this.cached(this.bearerCache, sessionId);
     if (cached) return toPrincipal(cached.user, sessionId, expiresAt, checkedAt);
-    const user = await this.options.dataSource
-      .getRepository(UserEntity)
-      .createQueryBuilder("u")
-      .innerJoin(SessionEntity, "s", "s.user_id = u.id")
-      .where("s.id = :sessionId AND s.expires_at > now() AND u.id = :userId", { sessionId, userId })
-      .getOne();
-    if (!user) throw unauthorized("The session has ended; sign in again.");
+    const user = await this.sessionUser(sessionId);
+    if (!user || user.id !== userId) throw unauthorized("The session has ended; sign in again.");
     const principal = toPrincipal(user, sessionId, expiresAt, checkedAt);
     // The session may have ended while the row was being read.
     if (this.options.connections.revokedSince(principal, checkedAt)) throw unauthorized("The session has ended; sign in again.");
     if (!this.options.connections.changedSince(principal, checkedAt)) this.bearerCache.set(sessionId, { user, sessionId });
     return principal;
   }
+
+  /**
+   * The account of a live session, or null. Batched (a reconnect storm checks thousands of
+   * sessions at once, none cached yet); read after `checkedAt` was taken, so an ending the
+   * read misses is one `revokedSince` sees.
+   */
+  private readonly sessionUser = batchedReads<string, UserEntity | null>(async (sessionIds) => {
+    const { entities, raw } = await this.options.dataSource
+      .getRepository(UserEntity)
+      .createQueryBuilder("u")
+      .innerJoin(SessionEntity, "s", "s.user_id = u.id")
+      .addSelect("s.id", "session_id")
+      .where("s.id IN (:...sessionIds) AND s.expires_at > now()", { sessionIds })
+      .getRawAndEntities<{ u_id: string; session_id: string }>();
+    const users = new Map(entities.map((user) => [user.id, user]));
+    const bySession = new Map(raw.map((row) => [row.session_id, users.get(row.u_id) ?? null]));
+    return sessionIds.map((id) => bySession.get(id) ?? null);
+  });
 
   /** The account Basic credentials name, and whether they were verified lately. */
   private presentedPassword(encoded: string): PresentedPassword {
