@@ -163,11 +163,13 @@ describeOutage("a Redis outage", () => {
     const carol = (await call(`${a.url}/auth/register`, "POST", { username: "outage_carol", password: "outage password" })).body;
     const erin = (await call(`${a.url}/auth/register`, "POST", { username: "outage_erin", password: "outage password" })).body;
     const dave = (await call(`${a.url}/auth/register`, "POST", { username: "outage_dave", password: "outage password" })).body;
+    const frank = (await call(`${a.url}/auth/register`, "POST", { username: "outage_frank", password: "outage password" })).body;
     const quiet = (await call(`${a.url}/chat/rooms`, "POST", { name: "quiet" }, alice.token)).body;
     const busy = (await call(`${a.url}/chat/rooms`, "POST", { name: "busy" }, alice.token)).body;
     const [pat, quinn] = [(await call(`${a.url}/pair/users`, "POST")).body, (await call(`${a.url}/pair/users`, "POST")).body];
     const conference = (await call(`${a.url}/rooms`, "POST", { name: "call", capacity: 3 }, alice.token)).body;
     expect((await call(`${b.url}/rooms/${conference.guid}/join`, "POST", undefined, bob.token)).status).toBe(200);
+    expect((await call(`${a.url}/rooms/${conference.guid}/join`, "POST", undefined, frank.token)).status).toBe(200);
 
     // Bob follows the quiet channel and his direct messages on every process; Carol is connected to B and C.
     const bobs = { a: await socketOn(a.url, bob.token), b: await socketOn(b.url, bob.token), c: await socketOn(c.url, bob.token) };
@@ -182,6 +184,10 @@ describeOutage("a Redis outage", () => {
     sockets.push(patOnB);
     const patInbox = collect(patOnB, "pair:message");
     const daveLobbyOnB = await lobbyLogin(b.url, "outage_dave", "outage password");
+    // Frank follows the conference room's chat on B; the host removes him during the outage.
+    const frankOnB = await socketOn(b.url, frank.token);
+    const frankRoomInbox = collect(frankOnB, "room:message");
+    expect((await emitWithAck(frankOnB, "room:subscribe", { guid: conference.guid })).ok).toBe(true);
 
     await killRedis();
     const killed = Date.now();
@@ -221,6 +227,7 @@ describeOutage("a Redis outage", () => {
       call(`${a.url}/users/outage_dave`, "PATCH", { password: "new outage password", current_password: "outage password" }, dave.token),
     );
     expect(changed.status).toBe(200);
+    expect((await timed("DELETE room participant", () => call(`${a.url}/rooms/${conference.guid}/participants/outage_frank`, "DELETE", undefined, alice.token))).status).toBe(200);
     expect((await timed("GET /chat/rooms", () => call(`${c.url}/chat/rooms`, "GET", undefined, bob.token))).status).toBe(200);
     expect(Math.max(...Object.values(answers))).toBeLessThan(ANSWER_BOUND_MS);
 
@@ -264,6 +271,16 @@ describeOutage("a Redis outage", () => {
     await eventually("Dave's lobby login on B to end", () => daveLobbyOnB.closed() !== null);
     const caughtUp = Date.now() - back;
     for (const { url } of [a, b, c, d]) await eventually("/ready to say ok", async () => (await call(`${url}/ready`, "GET")).body?.status === "ok");
+
+    // Frank, removed while B could not hear it, left the room's channel on B at the resync:
+    // the room's chat no longer reaches him there (Alice's socket is the control).
+    const aliceRoomInbox = collect(aliceOnA, "room:message");
+    expect((await emitWithAck(aliceOnA, "room:subscribe", { guid: conference.guid })).ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 1000));
+    const roomPost = (await call(`${b.url}/rooms/${conference.guid}/messages`, "POST", { body: "after frank left" }, alice.token)).body;
+    expect((await aliceRoomInbox.next(1)).map((m) => m.id)).toEqual([roomPost.id]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(frankRoomInbox.items).toHaveLength(0);
 
     // Live delivery through Redis works again, once, everywhere.
     const after = (await call(`${c.url}/chat/rooms/${quiet.id}/messages`, "POST", { body: "after the outage" }, alice.token)).body;

@@ -63,6 +63,28 @@ export class SocketDelivery {
     }
   }
 
+  /**
+   * This process' sockets in the Socket.IO rooms whose names start with `prefix`, by room,
+   * each with its principal's id: what a module checks against the database when the bus
+   * may have lost its leaves (a resync).
+   */
+  localMembers(prefix: string): Map<string, Array<{ principalId: string; leave(): void }>> {
+    const members = new Map<string, Array<{ principalId: string; leave(): void }>>();
+    if (!this.io) return members;
+    const nsp = this.io.of("/");
+    for (const [room, ids] of nsp.adapter.rooms) {
+      if (!room.startsWith(prefix)) continue;
+      for (const id of ids) {
+        const socket = nsp.sockets.get(id);
+        const principalId = (socket?.data as { principal?: { id: string } } | undefined)?.principal?.id;
+        if (!socket || principalId === undefined) continue;
+        if (!members.has(room)) members.set(room, []);
+        members.get(room)!.push({ principalId, leave: () => void socket.leave(room) });
+      }
+    }
+    return members;
+  }
+
   /** Makes every socket in `room` (on every process) leave `fromRoom`. */
   leave(room: string, fromRoom: string): void {
     if (this.adapter && !this.adapter.reachable()) this.io?.local.in(room).socketsLeave(fromRoom);

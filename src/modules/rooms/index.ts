@@ -6,7 +6,7 @@ import { asPair } from "../pair";
 import { Rooms1763700003000 } from "./migrations/1763700003000-rooms";
 import { registerRoomsRoutes } from "./rooms.routes";
 import { RoomsService } from "./rooms.service";
-import { notifier, roomsSocketFace } from "./rooms.socket";
+import { notifier, resyncConferenceMembers, roomsSocketFace } from "./rooms.socket";
 
 /** Conference rooms: a host, participants, a capacity, room chat and call signaling. */
 export const roomsModule = defineModule<RoomsService>({
@@ -23,6 +23,9 @@ export const roomsModule = defineModule<RoomsService>({
       streams: [rooms.chat.source],
       routes: (api) => registerRoomsRoutes(api, rooms, kernel.config, notify, turnName),
       socket: roomsSocketFace(kernel, rooms, accounts),
+      async start() {
+        kernel.bus.onResync(() => resyncConferenceMembers(kernel, rooms).catch((error: unknown) => kernel.log.warn({ err: error }, "could not check conference-room members")));
+      },
       async onUserDeleted(manager, user) {
         const left = await rooms.leaveAllRooms(manager, user);
         // After the commit, as for any leave: the rooms' sockets see who is left.

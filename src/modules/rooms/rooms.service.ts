@@ -165,6 +165,20 @@ export class RoomsService {
     return false;
   }
 
+  /** Who is in each of these rooms (user ids by room guid); a closed room is absent. */
+  async participantIds(guids: string[]): Promise<Map<string, Set<string>>> {
+    const rows: { room_guid: string; user_id: string }[] = await this.dataSource.query(
+      `SELECT room_guid, user_id FROM room_participants WHERE room_guid = ANY($1::uuid[])`,
+      [guids],
+    );
+    const members = new Map<string, Set<string>>();
+    for (const row of rows) {
+      if (!members.has(row.room_guid)) members.set(row.room_guid, new Set());
+      members.get(row.room_guid)!.add(row.user_id);
+    }
+    return members;
+  }
+
   /** A deleted user leaves every room, passing on hosting; rooms left empty close. Returns the rooms' guids. */
   async leaveAllRooms(manager: EntityManager, user: DeletedUser): Promise<string[]> {
     // Locked in one order, so deletions of users who share rooms cannot deadlock.

@@ -58,6 +58,22 @@ export function notifier(kernel: Kernel) {
   };
 }
 
+/**
+ * While the bus is down a leave on another process does not reach this one's sockets: at
+ * every resync (while down, and once it is back) the sockets in conference rooms here are
+ * checked against the database, and those no longer in the room leave it (which stops
+ * their room chat, as a leave does).
+ */
+export async function resyncConferenceMembers(kernel: Kernel, rooms: RoomsService): Promise<void> {
+  const local = kernel.sockets.localMembers(conferenceRoom(""));
+  if (local.size === 0) return;
+  const members = await rooms.participantIds([...local.keys()].map((room) => room.slice(conferenceRoom("").length)));
+  for (const [room, sockets] of local) {
+    const ids = members.get(room.slice(conferenceRoom("").length));
+    for (const socket of sockets) if (!ids?.has(socket.principalId)) socket.leave();
+  }
+}
+
 export function roomsSocketFace(kernel: Kernel, rooms: RoomsService, accounts: AccountsService): SocketFace {
   return {
     events: roomsEvents,
