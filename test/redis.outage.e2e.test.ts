@@ -184,6 +184,9 @@ describeOutage("a Redis outage", () => {
     sockets.push(patOnB);
     const patInbox = collect(patOnB, "pair:message");
     const daveLobbyOnB = await lobbyLogin(b.url, "outage_dave", "outage password");
+    // Dave's Basic credentials, verified (and cached) on B.
+    const daveBasic = { authorization: `Basic ${Buffer.from("outage_dave:outage password").toString("base64")}` };
+    expect((await call(`${b.url}/users/me`, "GET", undefined, undefined, daveBasic)).status).toBe(200);
     // Frank follows the conference room's chat on B; the host removes him during the outage.
     const frankOnB = await socketOn(b.url, frank.token);
     const frankRoomInbox = collect(frankOnB, "room:message");
@@ -223,10 +226,14 @@ describeOutage("a Redis outage", () => {
     const pairRoom = (await timed("POST pair connect", () => call(`${a.url}/pair/users/${pat.publicId}/connect`, "POST", undefined, undefined, asQuinn))).body;
     const pairPost = await timed("POST pair message", () => call(`${a.url}/pair/rooms/${pairRoom.roomId}/messages`, "POST", { body: "hello pat" }, undefined, asQuinn));
     expect(pairPost.status).toBe(201);
+    // B trusts its cached Basic verification only as far as the row says: unchanged, served.
+    expect((await timed("GET /users/me (Basic, cached)", () => call(`${b.url}/users/me`, "GET", undefined, undefined, daveBasic))).status).toBe(200);
     const changed = await timed("PATCH password", () =>
       call(`${a.url}/users/outage_dave`, "PATCH", { password: "new outage password", current_password: "outage password" }, dave.token),
     );
     expect(changed.status).toBe(200);
+    // B cannot hear of the change; the row it reads for the cached verification can.
+    expect((await timed("GET /users/me (Basic, old password)", () => call(`${b.url}/users/me`, "GET", undefined, undefined, daveBasic))).status).toBe(401);
     expect((await timed("DELETE room participant", () => call(`${a.url}/rooms/${conference.guid}/participants/outage_frank`, "DELETE", undefined, alice.token))).status).toBe(200);
     expect((await timed("GET /chat/rooms", () => call(`${c.url}/chat/rooms`, "GET", undefined, bob.token))).status).toBe(200);
     expect(Math.max(...Object.values(answers))).toBeLessThan(ANSWER_BOUND_MS);

@@ -110,7 +110,7 @@ export function answerEngineErrorsAsProblems(engine: Engine): void {
     // has no HTTP answer left to give: engine.io would write one into the WebSocket
     // stream. A close frame says it instead; the ended socket keeps engine.io from writing.
     if (req.websocket) {
-      req.websocket.close(1002, text.slice(0, 123));
+      req.websocket.close(1002, closeReason(text));
       req.socket.end();
       return;
     }
@@ -129,7 +129,8 @@ function presentPollingErrors(req: IncomingMessage, res: ServerResponse): void {
   const writeHead = res.writeHead.bind(res) as (status: number, headers?: http.OutgoingHttpHeaders) => ServerResponse;
   const end = res.end.bind(res) as (body?: string) => ServerResponse;
   res.writeHead = ((status: number, ...rest: unknown[]) => {
-    if (status < 400) return (writeHead as (...args: unknown[]) => ServerResponse)(status, ...rest);
+    // Below 400, or a problem already (the slow-client cut's 408): as written.
+    if (status < 400 || rest.some(isProblemHeaders)) return (writeHead as (...args: unknown[]) => ServerResponse)(status, ...rest);
     // engine.io writes the body next, in end(): the problem is built from it.
     res.end = ((chunk?: unknown) => {
       const engineBody = parseEngineBody(chunk);
@@ -150,6 +151,11 @@ function presentPollingErrors(req: IncomingMessage, res: ServerResponse): void {
   }) as ServerResponse["writeHead"];
 }
 
+function isProblemHeaders(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  return Object.entries(value).some(([name, header]) => name.toLowerCase() === "content-type" && header === PROBLEM_CONTENT_TYPE);
+}
+
 function parseEngineBody(chunk: unknown): { code: number; message: string } | null {
   if (typeof chunk !== "string") return null;
   try {
@@ -158,6 +164,13 @@ function parseEngineBody(chunk: unknown): { code: number; message: string } | nu
   } catch {
     return null;
   }
+}
+
+/** A WebSocket close reason is at most 123 bytes of UTF-8 (ws throws past that). */
+function closeReason(text: string): string {
+  let reason = text.slice(0, 123);
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+  return reason;
 }
 
 const HOSTLESS = "An HTTP/1.1 request must carry a Host header.";

@@ -88,6 +88,9 @@ class SharedOrLocalStore implements Store {
       return await shared();
     } catch (error) {
       this.log.warn({ err: error }, "rate-limit store unreachable; counting in this process");
+      // Loaded again next time: a Redis that restarted has lost the store's scripts, and
+      // a reload that failed once would otherwise stay failed.
+      this.sharedReady = null;
       return local();
     }
   }

@@ -40,6 +40,7 @@ const hasBody = (req: IncomingMessage) =>
  */
 export class SlowClientGuard {
   private readonly incomplete = new Map<Socket, Incomplete>();
+  private readonly seen = new WeakSet<Socket>();
   private readonly perAddress = new Map<string, number>();
   private readonly fedBytes = new WeakMap<Socket, number>();
   private readonly counter: Counter<"reason">;
@@ -90,6 +91,9 @@ export class SlowClientGuard {
   }
 
   private accept(socket: Socket): void {
+    // A connection handed back to the server (an h2c request served as HTTP/1.1) is one already counted.
+    if (this.seen.has(socket)) return;
+    this.seen.add(socket);
     const address = socket.remoteAddress ?? "unknown";
     const open = this.perAddress.get(address) ?? 0;
     const cap = this.limits.maxIncompletePerAddress;

@@ -48,16 +48,24 @@ export class StreamRelay {
   /**
    * Delivers what this process' listeners missed while the bus lost events (Redis
    * unreachable): each live stream's last id is read from the database and what lies
-   * beyond the last one delivered here is repaired, even if no later event comes. One
-   * stream after another, so a resync never floods the database.
+   * beyond the last one delivered here is repaired, even if no later event comes. The
+   * last ids are asked for all at once (the message sources batch them, a query per
+   * thousand streams); the repairs, rare, go one stream after another.
    */
   async resync(): Promise<void> {
-    for (const [key, stream] of [...this.streams]) {
-      if (stream.last === null || this.streams.get(key) !== stream) continue;
+    const live = [...this.streams].filter(([, stream]) => stream.last !== null);
+    const lasts = await Promise.all(
+      live.map(([key]) =>
+        this.source(key)
+          .lastId(key)
+          .then(BigInt, () => null), // unreadable now: the next resync tries again
+      ),
+    );
+    for (const [i, [key, stream]] of live.entries()) {
+      const last = lasts[i];
+      if (last === null || stream.last === null || last <= stream.last || this.streams.get(key) !== stream) continue;
       await this.enqueue(key, stream, async () => {
-        if (stream.last === null) return;
-        const last = BigInt(await this.source(key).lastId(key));
-        if (last <= stream.last) return;
+        if (stream.last === null || last <= stream.last) return;
         const { items } = await this.replay(key, stream.last, last, stream.listeners);
         this.metrics.repaired(items);
         stream.last = last;

@@ -178,6 +178,10 @@ export class AccountsService {
     return this.dataSource.getRepository(UserEntity).findOneBy({ userType: "admin" });
   }
 
+  findById(manager: EntityManager, id: string): Promise<UserEntity | null> {
+    return manager.findOneBy(UserEntity, { id });
+  }
+
   findByUsername(manager: EntityManager, username: string): Promise<UserEntity | null> {
     return manager
       .getRepository(UserEntity)

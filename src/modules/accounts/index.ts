@@ -42,5 +42,5 @@ export const accountsModule = defineModule<AccountsExports>({
 export { asUser, isAdmin } from "./accounts.policy";
 export { UsernameParams, UsernameSchema } from "./accounts.schemas";
 export type { AccountsService } from "./accounts.service";
-export { USER_PRINCIPAL, type UserPrincipal } from "./sessions.service";
+export { USER_PRINCIPAL, toPrincipal, type UserPrincipal } from "./sessions.service";
 export type { UserEntity } from "./user.entity";

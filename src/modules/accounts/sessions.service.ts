@@ -2,7 +2,7 @@ import { createHash, createSecretKey, randomUUID, type KeyObject } from "node:cr
 import bcrypt from "bcrypt";
 import jwt from "jsonwebtoken";
 import { LRUCache } from "lru-cache";
-import type { DataSource, EntityManager } from "typeorm";
+import { In, type DataSource, type EntityManager } from "typeorm";
 import { unauthorized } from "../../core/errors";
 import type { SocketAuthenticator } from "../../core/module";
 import type { Principal, PrincipalEvent } from "../../core/principal";
@@ -47,7 +47,8 @@ const SESSION_CACHE_MS = 10_000;
 
 type CachedAuth = { user: UserEntity; sessionId: string | null };
 
-function toPrincipal(user: UserEntity, sessionId: string | null, expiresAt: number | null, checkedAt: number): UserPrincipal {
+/** A user principal; its account row (with the password hash) is a non-enumerable field. */
+export function toPrincipal(user: UserEntity, sessionId: string | null, expiresAt: number | null, checkedAt: number): UserPrincipal {
   const principal = { kind: USER_PRINCIPAL, id: user.id, name: user.username, sessionId, expiresAt, checkedAt } as UserPrincipal;
   // Not enumerable: the account row (with its password hash) stays out of whatever
   // serialises a principal, such as the Redis adapter answering another process'
@@ -205,6 +206,12 @@ export class SessionService {
     return sessionIds.map((id) => bySession.get(id) ?? null);
   });
 
+  /** Accounts by id, batched (cached Basic credentials checked while the bus is down). */
+  private readonly userById = batchedReads<string, UserEntity | null>(async (ids) => {
+    const users = new Map((await this.options.dataSource.getRepository(UserEntity).findBy({ id: In([...ids]) })).map((user) => [user.id, user]));
+    return ids.map((id) => users.get(id) ?? null);
+  });
+
   /** The account Basic credentials name, and whether they were verified lately. */
   private presentedPassword(encoded: string): PresentedPassword {
     const credentials = decodeBasic(encoded);
@@ -218,8 +225,15 @@ export class SessionService {
     const credentials = decodeBasic(encoded);
     if (!credentials) throw unauthorized("Basic credentials must be base64(username:password).");
     const { username, password, cacheKey } = credentials;
-    const cached = this.cached(this.basicCache, cacheKey);
-    if (cached) return toPrincipal(cached.user, null, null, checkedAt);
+    const cached = this.basicCache?.get(cacheKey);
+    if (cached && this.options.connections.live) return toPrincipal(cached.user, null, null, checkedAt);
+    if (cached) {
+      // Events may be lost (the bus is down): the row decides, but an unchanged password
+      // hash needs no bcrypt to tell (a bcrypt per request would be the outage's cost).
+      const current = await this.userById(cached.user.id);
+      if (current?.passwordHash === cached.user.passwordHash) return toPrincipal(current, null, null, checkedAt);
+      this.basicCache?.delete(cacheKey);
+    }
     // Names that could not have been registered are unknown users, not database errors.
     const user =
       USERNAME_PATTERN.test(username) && characterCount(password) <= MAX_PASSWORD_CHARACTERS

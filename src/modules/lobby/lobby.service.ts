@@ -81,9 +81,9 @@ export class LobbyService {
     return user;
   }
 
-  /** The account's current type (null when it is gone). */
-  async userType(username: string): Promise<string | null> {
-    return (await this.accounts.findByUsername(this.dataSource.manager, username))?.userType ?? null;
+  /** The account as it is now (null when it is gone). */
+  currentUser(id: string): Promise<UserEntity | null> {
+    return this.accounts.findById(this.dataSource.manager, id);
   }
 
   private async version(manager: EntityManager, lock = ""): Promise<number> {

@@ -3,7 +3,7 @@ import { toProblem } from "../../core/problems";
 import type { Principal } from "../../core/principal";
 import type { Connections } from "../../realtime/connections";
 import type { StreamRelay } from "../../realtime/stream-relay";
-import { USER_PRINCIPAL, type UserPrincipal } from "../accounts";
+import { USER_PRINCIPAL, toPrincipal, type UserPrincipal } from "../accounts";
 import { INVALID_MESSAGE, NOT_AUTHENTICATED, NOT_AUTHORIZED, type ClientMessage, type LobbyEvent, type ServerMessage } from "./lobby.protocol";
 import { LOBBY_STREAM, LobbyFailure, type LobbyChange, type LobbyService } from "./lobby.service";
 
@@ -91,16 +91,24 @@ export class LobbySession {
     if (this.connections.changedSince(principal, principal.checkedAt)) this.refresh();
   }
 
-  /** The account changed: read its type again, so a demoted admin loses the rights at once. */
+  /**
+   * The account changed: read it again, so a demoted admin loses the rights at once. The
+   * row read becomes the principal's, so the next check of the credentials (a resync)
+   * compares against it and reports a change once, not at every look.
+   */
   private refresh(): void {
     const principal = this.principal;
     if (!principal) return;
     // Until the read answers, no privileged command passes.
     this.admin = false;
+    const readAt = Date.now();
     this.lobby
-      .userType(principal.name)
-      .then((type) => {
-        if (this.principal === principal) this.admin = type === "admin";
+      .currentUser(principal.id)
+      .then((user) => {
+        if (this.principal !== principal || this.closed) return;
+        // Gone, or (a password login) its password changed meanwhile: the login ends.
+        if (!user || (principal.sessionId === null && user.passwordHash !== principal.user.passwordHash)) return this.door.end();
+        this.setPrincipal(toPrincipal(user, principal.sessionId, principal.expiresAt, readAt));
       })
       .catch((error: unknown) => this.door.log.error({ err: error }, "could not read a lobby user's type"));
   }
@@ -139,7 +147,8 @@ export class LobbySession {
       throw error;
     }
     if (!user) return this.send({ $type: "login_failed" });
-    this.setPrincipal({ kind: USER_PRINCIPAL, id: user.id, name: user.username, sessionId: null, expiresAt: null, checkedAt, user });
+    // A password login: no session, no expiry.
+    this.setPrincipal(toPrincipal(user, null, null, checkedAt));
     this.send({ $type: "login_successful", user_type: user.userType });
   }
 

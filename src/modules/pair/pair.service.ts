@@ -99,7 +99,7 @@ export class PairService {
 
   /** Which identities still exist (for re-checking connections after the bus lost events): "ended" for the deleted. */
   async standings(principals: Principal[]): Promise<Standing[]> {
-    const rows: { id: string }[] = await this.db.query(`SELECT id::text AS id FROM pair_users WHERE id::text = ANY($1::text[])`, [principals.map((p) => p.id)]);
+    const rows: { id: string }[] = await this.db.query(`SELECT id::text AS id FROM pair_users WHERE id = ANY($1::uuid[])`, [principals.map((p) => p.id)]);
     const existing = new Set(rows.map((r) => r.id));
     return principals.map((p) => (existing.has(p.id) ? "valid" : "ended"));
   }
@@ -140,7 +140,7 @@ export class PairService {
   /** The rooms of many identities at once (a resync): identity id → its room ids. */
   async roomsOf(identityIds: string[]): Promise<Map<string, string[]>> {
     const rows: { room_id: string; a: string; b: string }[] = await this.db.query(
-      `SELECT room_id, a_id::text AS a, b_id::text AS b FROM pair_rooms WHERE a_id::text = ANY($1::text[]) OR b_id::text = ANY($1::text[])`,
+      `SELECT room_id, a_id::text AS a, b_id::text AS b FROM pair_rooms WHERE a_id = ANY($1::uuid[]) OR b_id = ANY($1::uuid[])`,
       [identityIds],
     );
     const rooms = new Map(identityIds.map((id) => [id, [] as string[]]));

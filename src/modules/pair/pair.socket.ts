@@ -74,14 +74,19 @@ export class PairFollowers {
   async resync(): Promise<void> {
     const ids = [...this.members.keys()];
     for (let i = 0; i < ids.length; i += RESYNC_BATCH) {
-      for (const [id, roomIds] of await this.pair.roomsOf(ids.slice(i, i + RESYNC_BATCH))) {
+      const batch = ids.slice(i, i + RESYNC_BATCH);
+      // What each socket followed before the read: a room opened while the query ran (its
+      // event followed at once) is not in the answer, and must not be left for that.
+      const before = new Map<AppSocket, string[]>();
+      for (const id of batch) for (const socket of this.members.get(id) ?? []) before.set(socket, [...(this.state(socket)?.following ?? [])]);
+      for (const [id, roomIds] of await this.pair.roomsOf(batch)) {
         const keys = new Set(roomIds.map((roomId) => this.pair.rooms.key(roomId)));
         for (const socket of this.members.get(id) ?? []) {
           const state = this.state(socket);
           if (!state?.sockets) continue;
           for (const roomId of roomIds) this.follow(socket, state, roomId, "0");
-          for (const key of [...state.following]) {
-            if (keys.has(key)) continue;
+          for (const key of before.get(socket) ?? []) {
+            if (keys.has(key) || !state.following.has(key)) continue;
             state.following.delete(key);
             state.sockets.unfollow(socket, key).catch(() => undefined);
           }
