@@ -2,14 +2,14 @@ import { createHash, createSecretKey, randomUUID, type KeyObject } from "node:cr
 import bcrypt from "bcrypt";
 import jwt from "jsonwebtoken";
 import { LRUCache } from "lru-cache";
-import { In, type DataSource, type EntityManager } from "typeorm";
+import type { DataSource, EntityManager } from "typeorm";
 import { unauthorized } from "../../core/errors";
 import type { SocketAuthenticator } from "../../core/module";
 import type { Principal, PrincipalEvent } from "../../core/principal";
 import { characterCount } from "../../core/text";
-import { batchedReads } from "../../db/batch";
 import type { Credentials, HttpAuthenticator, PresentedPassword } from "../../http/auth-context";
 import type { Connections } from "../../realtime/connections";
+import { accountReads } from "./account-reads";
 import { userStandings } from "./session-check";
 import { SessionEntity } from "./session.entity";
 import { MAX_PASSWORD_CHARACTERS, USERNAME_PATTERN, UserEntity } from "./user.entity";
@@ -68,6 +68,7 @@ export class SessionService {
   private readonly dummyHash: string;
   /** A KeyObject, so jsonwebtoken does not parse the secret again on every verification. */
   private readonly jwtKey: KeyObject;
+  private readonly reads: ReturnType<typeof accountReads>;
 
   constructor(private readonly options: SessionServiceOptions) {
     this.basicCache =
@@ -77,6 +78,7 @@ export class SessionService {
     // Compared against when the user does not exist, so both failures cost one bcrypt.
     this.dummyHash = bcrypt.hashSync(randomUUID(), options.bcryptRounds);
     this.jwtKey = createSecretKey(Buffer.from(options.jwtSecret, "utf8"));
+    this.reads = accountReads(options.dataSource);
   }
 
   start(): void {
@@ -179,7 +181,7 @@ export class SessionService {
     const expiresAt = exp * 1000;
     const cached = this.cached(this.bearerCache, sessionId);
     if (cached) return toPrincipal(cached.user, sessionId, expiresAt, checkedAt);
-    const user = await this.sessionUser(sessionId);
+    const user = await this.reads.sessionUser(sessionId);
     if (!user || user.id !== userId) throw unauthorized("The session has ended; sign in again.");
     const principal = toPrincipal(user, sessionId, expiresAt, checkedAt);
     // The session may have ended while the row was being read.
@@ -187,30 +189,6 @@ export class SessionService {
     if (!this.options.connections.changedSince(principal, checkedAt)) this.bearerCache.set(sessionId, { user, sessionId });
     return principal;
   }
-
-  /**
-   * The account of a live session, or null. Batched (a reconnect storm checks thousands of
-   * sessions at once, none cached yet); read after `checkedAt` was taken, so an ending the
-   * read misses is one `revokedSince` sees.
-   */
-  private readonly sessionUser = batchedReads<string, UserEntity | null>(async (sessionIds) => {
-    const { entities, raw } = await this.options.dataSource
-      .getRepository(UserEntity)
-      .createQueryBuilder("u")
-      .innerJoin(SessionEntity, "s", "s.user_id = u.id")
-      .addSelect("s.id", "session_id")
-      .where("s.id IN (:...sessionIds) AND s.expires_at > now()", { sessionIds })
-      .getRawAndEntities<{ u_id: string; session_id: string }>();
-    const users = new Map(entities.map((user) => [user.id, user]));
-    const bySession = new Map(raw.map((row) => [row.session_id, users.get(row.u_id) ?? null]));
-    return sessionIds.map((id) => bySession.get(id) ?? null);
-  });
-
-  /** Accounts by id, batched (cached Basic credentials checked while the bus is down). */
-  private readonly userById = batchedReads<string, UserEntity | null>(async (ids) => {
-    const users = new Map((await this.options.dataSource.getRepository(UserEntity).findBy({ id: In([...ids]) })).map((user) => [user.id, user]));
-    return ids.map((id) => users.get(id) ?? null);
-  });
 
   /** The account Basic credentials name, and whether they were verified lately. */
   private presentedPassword(encoded: string): PresentedPassword {
@@ -230,7 +208,7 @@ export class SessionService {
     if (cached) {
       // Events may be lost (the bus is down): the row decides, but an unchanged password
       // hash needs no bcrypt to tell (a bcrypt per request would be the outage's cost).
-      const current = await this.userById(cached.user.id);
+      const current = await this.reads.userById(cached.user.id);
       if (current?.passwordHash === cached.user.passwordHash) return toPrincipal(current, null, null, checkedAt);
       this.basicCache?.delete(cacheKey);
     }
