@@ -93,7 +93,11 @@ export class RedisConnection {
         () => void this.client.once("ready", () => void attempt()),
       );
     const subscribed = attempt();
-    return this.up ? subscribed : Promise.resolve();
+    if (!this.up) return Promise.resolve();
+    // A Redis that stops answering (not closing) must not hold the caller (a server starting).
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.timeoutMs)));
+    return Promise.race([subscribed, waited]).finally(() => clearTimeout(timer));
   }
 
   /**
