@@ -56,14 +56,16 @@ export async function runPrimary(config: Config, log: Logger, prepare: () => voi
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, delaySeconds: config.drainDelaySeconds }, "shutting down workers");
+    // Ctrl+C (SIGINT, which the workers get too) stops without the drain delay.
+    const delaySeconds = signal === "SIGINT" ? 0 : config.drainDelaySeconds;
+    log.info({ signal, delaySeconds }, "shutting down workers");
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     const exited = workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once("exit", () => resolve()))));
     // The workers drain (/ready answers 503) while the primary keeps accepting and handing
     // connections over for the drain delay, so a load balancer notices before the port closes.
-    for (const worker of workers) worker.process.kill("SIGTERM");
-    const listening = setTimeout(() => httpServer.close(), config.drainDelaySeconds * 1000);
-    const deadline = setTimeout(() => workers.forEach((w) => w.process.kill("SIGKILL")), (config.drainDelaySeconds + config.shutdownGraceSeconds + 5) * 1000);
+    for (const worker of workers) worker.process.kill(signal);
+    const listening = setTimeout(() => httpServer.close(), delaySeconds * 1000);
+    const deadline = setTimeout(() => workers.forEach((w) => w.process.kill("SIGKILL")), (delaySeconds + config.shutdownGraceSeconds + 5) * 1000);
     await Promise.all(exited);
     clearTimeout(listening);
     clearTimeout(deadline);

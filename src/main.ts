@@ -31,7 +31,8 @@ async function run(config: Config, log: Logger, asWorker: boolean): Promise<void
     stopping = true;
     log.info({ signal }, "shutting down");
     try {
-      await server.close();
+      // Ctrl+C is someone at a terminal, not a load balancer to wait for: no drain delay.
+      await server.close(signal === "SIGINT" ? { drainDelaySeconds: 0 } : {});
       await bus.close();
       await database.close();
       log.info("stopped");

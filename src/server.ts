@@ -43,8 +43,9 @@ export interface ConveneServer {
    * Drains: /ready answers 503 and responses carry `Connection: close` at once; the listener
    * keeps accepting for DRAIN_DELAY_SECONDS, then stops; real-time clients are told and
    * closed; in-flight requests finish (up to the grace period); then every socket closes.
+   * `drainDelaySeconds` replaces DRAIN_DELAY_SECONDS (0 on Ctrl+C).
    */
-  close(): Promise<void>;
+  close(options?: { drainDelaySeconds?: number }): Promise<void>;
 }
 
 /**
@@ -172,11 +173,11 @@ export async function createServer({ config, dataSource, bus, log }: ServerDeps,
         });
       });
     },
-    close() {
+    close({ drainDelaySeconds = config.drainDelaySeconds } = {}) {
       closing ??= (async () => {
         inFlight.startDraining();
-        log.info({ delaySeconds: config.drainDelaySeconds, inFlight: inFlight.size }, "draining");
-        await new Promise((resolve) => setTimeout(resolve, config.drainDelaySeconds * 1000));
+        log.info({ delaySeconds: drainDelaySeconds, inFlight: inFlight.size }, "draining");
+        await new Promise((resolve) => setTimeout(resolve, drainDelaySeconds * 1000));
         // Only the listener: a kept-alive connection whose next request is on its way is still answered (with Connection: close).
         net.Server.prototype.close.call(httpServer);
         slowClients.close();

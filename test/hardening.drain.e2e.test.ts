@@ -131,3 +131,13 @@ test("a request pipelined behind an event stream does not hold the shutdown to i
   // The login queued behind the stream was answered once the stream ended.
   expect(answered).toMatch(/HTTP\/1\.1 200 OK[^]*"token"/);
 });
+
+test("Ctrl+C (SIGINT) stops without the drain delay: nobody balances load in front of a terminal", async () => {
+  const { server, url } = await start({ DRAIN_DELAY_SECONDS: "60" });
+  expect((await get(`${url}/health`, false)).status).toBe(200);
+  const signalled = Date.now();
+  server.child.kill("SIGINT");
+  expect(await server.exited).toBe(0);
+  // Far from the 60 s delay a SIGTERM would wait.
+  expect(Date.now() - signalled).toBeLessThan(20_000);
+});
