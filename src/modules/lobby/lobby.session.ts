@@ -27,6 +27,8 @@ const PRIVILEGED = new Set(["add_table", "update_table", "remove_table"]);
 export class LobbySession {
   private principal: UserPrincipal | null = null;
   private admin = false;
+  /** The account being read again after a change: privileged commands wait for it. */
+  private rereading: Promise<void> | null = null;
   private unregister: (() => void) | null = null;
   private unsubscribe: (() => void) | null = null;
   private subscribed = false;
@@ -102,7 +104,7 @@ export class LobbySession {
     // Until the read answers, no privileged command passes.
     this.admin = false;
     const readAt = Date.now();
-    this.lobby
+    const reread = this.lobby
       .currentUser(principal.id)
       .then((user) => {
         if (this.principal !== principal || this.closed) return;
@@ -111,6 +113,10 @@ export class LobbySession {
         this.setPrincipal(toPrincipal(user, principal.sessionId, principal.expiresAt, readAt));
       })
       .catch((error: unknown) => this.door.log.error({ err: error }, "could not read a lobby user's type"));
+    this.rereading = reread;
+    void reread.finally(() => {
+      if (this.rereading === reread) this.rereading = null;
+    });
   }
 
   private async run(message: ClientMessage): Promise<void> {
@@ -118,7 +124,11 @@ export class LobbySession {
     if (message.$type === "ping") return this.send({ $type: "pong", seq: message.seq });
     if (message.$type === "login") return this.login(message.username, message.password);
     if (!this.principal) return this.send(NOT_AUTHENTICATED);
-    if (PRIVILEGED.has(message.$type) && !this.admin) return this.send(NOT_AUTHORIZED);
+    if (PRIVILEGED.has(message.$type)) {
+      // A change is being read (a promotion or a demotion): the command is judged by what it finds.
+      while (this.rereading) await this.rereading;
+      if (!this.admin) return this.send(NOT_AUTHORIZED);
+    }
     switch (message.$type) {
       case "subscribe_tables":
         return this.subscribe();
