@@ -1,8 +1,5 @@
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { startProcess, type ServerProcess } from "./support/processes";
+import { processEnv, startProcess, type ServerProcess } from "./support/processes";
 import { get, postJson, refusesConnections, slowLogin, statusOf } from "./support/drain";
 import { freshDatabase, testDatabase, type FreshDatabase } from "./support/test-server";
 
@@ -18,29 +15,25 @@ const DELAY_S = 2;
 
 let database: FreshDatabase;
 let server: ServerProcess | undefined;
-let dataDir: string;
+let dataDir: string | undefined;
 
 beforeAll(async () => {
   if (!enabled) return;
   database = await freshDatabase();
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "convene-drain-mp-"));
 });
 afterAll(async () => {
   if (!enabled) return;
   await server?.stop("SIGKILL");
   await database.drop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 describeShared("PROCESSES=2 on SIGTERM", () => {
   it("workers answer /ready 503, the primary keeps accepting for the delay, in-flight requests finish, every process exits", async () => {
     if (database.config.kind !== "postgres") throw new Error("postgres expected");
-    server = startProcess({
-      HOST: "127.0.0.1", PORT: "0", PROCESSES: "2", LOG_LEVEL: "info",
-      DATABASE_URL: database.config.url, REDIS_URL: process.env.REDIS_URL!, REDIS_PREFIX: `convene-test-${randomBytes(6).toString("hex")}:`,
-      JWT_SECRET: randomBytes(32).toString("hex"), DATA_DIR: dataDir, BCRYPT_ROUNDS: "4", RATE_LIMIT_AUTH_PER_MINUTE: "0", RATE_LIMIT_AUTH_PER_ACCOUNT: "0",
-      DRAIN_DELAY_SECONDS: String(DELAY_S), SHUTDOWN_GRACE_SECONDS: "30",
-    });
+    const env = processEnv(database.config.url, { PROCESSES: "2", DRAIN_DELAY_SECONDS: String(DELAY_S), SHUTDOWN_GRACE_SECONDS: "30" });
+    dataDir = env.DATA_DIR;
+    server = startProcess(env);
     const url = await server.listening(60_000);
     const user = { username: `drain_mp_${process.pid}`, password: "drain password" };
     expect((await postJson(`${url}/auth/register`, user)).status).toBe(201);

@@ -1,8 +1,6 @@
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { startProcess, type ServerProcess } from "./support/processes";
+import { processEnv, startProcess, type ServerProcess } from "./support/processes";
 import { postJson, rawConnect, statusOf } from "./support/drain";
 import { freshDatabase, testDatabase, type FreshDatabase } from "./support/test-server";
 
@@ -19,29 +17,25 @@ const CUT_WITHIN_MS = LIMIT_S * 1000 + 2500;
 
 let database: FreshDatabase;
 let server: ServerProcess | undefined;
-let dataDir: string;
+let dataDir: string | undefined;
 
 beforeAll(async () => {
   if (!enabled) return;
   database = await freshDatabase();
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "convene-slow-mp-"));
 });
 afterAll(async () => {
   if (!enabled) return;
   await server?.stop("SIGKILL");
   await database.drop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 describeShared("PROCESSES=2 and slow clients", () => {
   it("a silent connection is cut with a 408; an upload that keeps sending outlives the limit, and is cut once idle", async () => {
     if (database.config.kind !== "postgres") throw new Error("postgres expected");
-    server = startProcess({
-      HOST: "127.0.0.1", PORT: "0", PROCESSES: "2", LOG_LEVEL: "info",
-      DATABASE_URL: database.config.url, REDIS_URL: process.env.REDIS_URL!, REDIS_PREFIX: `convene-test-${randomBytes(6).toString("hex")}:`,
-      JWT_SECRET: randomBytes(32).toString("hex"), DATA_DIR: dataDir, UPLOADS_DIR: path.join(dataDir, "uploads"), BCRYPT_ROUNDS: "4", RATE_LIMIT_AUTH_PER_MINUTE: "0",
-      REQUEST_TIMEOUT_SECONDS: String(LIMIT_S), UPLOAD_IDLE_TIMEOUT_SECONDS: String(LIMIT_S), DRAIN_DELAY_SECONDS: "0",
-    });
+    const env = processEnv(database.config.url, { PROCESSES: "2", REQUEST_TIMEOUT_SECONDS: String(LIMIT_S), UPLOAD_IDLE_TIMEOUT_SECONDS: String(LIMIT_S) });
+    dataDir = env.DATA_DIR;
+    server = startProcess({ ...env, UPLOADS_DIR: path.join(dataDir, "uploads") });
     const url = await server.listening(60_000);
     const token = (await postJson(`${url}/auth/register`, { username: `slow_mp_${process.pid}`, password: "slow password" })).body.token as string;
 

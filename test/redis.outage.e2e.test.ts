@@ -1,13 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
-import path from "node:path";
 import type { Socket } from "socket.io-client";
 import WebSocket from "ws";
 import { collect, connectSocket, emitWithAck } from "./support/realtime";
-import { startProcess, type ServerProcess } from "./support/processes";
+import { processEnv, startProcess, type ServerProcess } from "./support/processes";
 import { freshDatabase, testDatabase, type FreshDatabase } from "./support/test-server";
 
 /**
@@ -91,7 +87,7 @@ afterAll(async () => {
 });
 
 async function start(env: Record<string, string>, shared: Record<string, string>): Promise<{ server: ServerProcess; url: string }> {
-  const server = startProcess({ ...shared, PORT: "0", ...env });
+  const server = startProcess({ ...shared, ...env });
   processes.push(server);
   return { server, url: await server.listening() };
 }
@@ -138,22 +134,13 @@ async function eventually(what: string, check: () => Promise<boolean> | boolean,
 
 describeOutage("a Redis outage", () => {
   it("is served through without waiting on Redis, and every process catches up by itself once it returns", async () => {
-    const shared = {
-      HOST: "127.0.0.1",
-      DATABASE_URL: databaseUrl,
+    const shared = processEnv(databaseUrl, {
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      REDIS_PREFIX: `convene-outage-${randomBytes(6).toString("hex")}:`,
-      JWT_SECRET: randomBytes(32).toString("hex"),
-      DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "convene-outage-")),
-      BCRYPT_ROUNDS: "4",
       // The limiters on, high enough not to refuse anything: their stores are exercised.
       RATE_LIMIT_AUTH_PER_MINUTE: "1000",
       RATE_LIMIT_AUTH_PER_ACCOUNT: "1000",
       RATE_LIMIT_POSTS_PER_MINUTE: "1000",
-      LOG_LEVEL: "info",
-      // Stopping is not what this test is about.
-      DRAIN_DELAY_SECONDS: "0",
-    };
+    });
     // One after the other: they would run the migrations at once otherwise.
     const a = await start({}, shared);
     const b = await start({ BUS_RESYNC_SECONDS: "300" }, shared);

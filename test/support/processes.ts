@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { testEnv } from "./test-server";
 
 export const MAIN = path.resolve(__dirname, "../../dist/src/main.js");
 
@@ -37,4 +38,14 @@ export function startProcess(env: Record<string, string>): ServerProcess {
       return exited;
     },
   };
+}
+
+/**
+ * The environment of a server process on this test's Postgres database: `testEnv`'s
+ * (its own secret, data directory and Redis prefix; the machine's Redis in the postgres
+ * project), on loopback, a free port, logging the "listening" line `listening()` waits
+ * for, and no drain delay unless the test is about one. Remove `DATA_DIR` afterwards.
+ */
+export function processEnv(databaseUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return testEnv({ HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", DRAIN_DELAY_SECONDS: "0", DATABASE_URL: databaseUrl, ...overrides });
 }
