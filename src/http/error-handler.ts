@@ -1,4 +1,4 @@
-import { STATUS_CODES } from "node:http";
+import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { DomainError, problem, type ProblemDetails } from "../core/errors";
@@ -44,6 +44,13 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
   const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
   const detail = status === 431 ? "The request headers are too large." : status === 408 ? "The request took too long to arrive." : "The request is not valid HTTP.";
   socket.end(rawProblemResponse(status, detail));
+}
+
+/** A problem+json answer on a response Express does not serve (Node's own events, the slow-client cut); `done` runs once it is sent. */
+export function sendProblem(res: ServerResponse, status: number, detail: string, headers: Record<string, string> = {}, done?: () => void): void {
+  const body = JSON.stringify(problem(status, detail));
+  res.writeHead(status, STATUS_CODES[status], { "Content-Type": PROBLEM_CONTENT_TYPE, "Content-Length": Buffer.byteLength(body), ...headers });
+  res.end(body, done);
 }
 
 /**

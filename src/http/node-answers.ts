@@ -1,8 +1,8 @@
-import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type ServerOptions, type WebSocket } from "ws";
 import { problem } from "../core/errors";
-import { PROBLEM_CONTENT_TYPE, rawProblemResponse } from "./error-handler";
+import { PROBLEM_CONTENT_TYPE, rawProblemResponse, sendProblem } from "./error-handler";
 
 /**
  * The options `answerAsProblems` needs the server created with: the Host check is made
@@ -185,12 +185,6 @@ function refuseHostless(req: IncomingMessage, res: ServerResponse): boolean {
   res.shouldKeepAlive = false;
   sendProblem(res, 400, HOSTLESS);
   return true;
-}
-
-function sendProblem(res: ServerResponse, status: number, detail: string): void {
-  const body = JSON.stringify(problem(status, detail));
-  res.writeHead(status, STATUS_CODES[status], { "Content-Type": PROBLEM_CONTENT_TYPE, "Content-Length": Buffer.byteLength(body) });
-  res.end(body);
 }
 
 /**

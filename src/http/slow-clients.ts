@@ -3,8 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../logger";
-import { PROBLEM_CONTENT_TYPE, rawProblemResponse } from "./error-handler";
-import { problem } from "../core/errors";
+import { rawProblemResponse, sendProblem } from "./error-handler";
 
 export interface SlowClientLimits {
   /** Headers and body together (Node's headersTimeout cuts a request whose headers are late). */
@@ -169,9 +168,7 @@ export class SlowClientGuard {
       return;
     }
     const detail = reason === "upload_idle" ? "The upload stopped sending data." : "The request took too long to arrive.";
-    const body = JSON.stringify(problem(408, detail));
-    res.writeHead(408, { "Content-Type": PROBLEM_CONTENT_TYPE, "Content-Length": Buffer.byteLength(body), Connection: "close" });
-    res.end(body, () => socket.destroy());
+    sendProblem(res, 408, detail, { Connection: "close" }, () => socket.destroy());
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
